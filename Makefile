@@ -1,0 +1,30 @@
+# Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
+SHELL := /usr/bin/env bash
+
+.PHONY: run test lint fmt build tools clean help
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## Bring up the whole mesh locally (tansu + SQLite under .kefu/); Ctrl-C stops it
+	@scripts/run-local.sh
+
+test: ## Run every test: unit, integration and end-to-end against a real broker, PostgreSQL and SQLite
+	@scripts/test.sh
+
+lint: ## rustfmt and clippy with -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+build: ## Build every binary
+	cargo build --workspace --bins
+
+tools: ## Install the pinned tansu broker if missing
+	@source scripts/lib.sh && ensure_tansu
+
+clean: ## Remove build output and local state (.kefu/)
+	cargo clean
+	rm -rf .kefu

@@ -1,0 +1,92 @@
+//! Database connections: SQLite by default (embedded, file under `.kefu/data/`), PostgreSQL by
+//! URL. Each service owns its tables and runs its own sea-orm migrations on start.
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm_migration::MigratorTrait;
+
+/// Connects and runs the service's migrations.
+pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(url).await?;
+    M::up(&db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+    Ok(db)
+}
+
+/// Connects to `url`. SQLite files (and their folders) are created when missing and put in
+/// WAL mode; `sqlite::memory:` works for tests.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let mut url = url.to_owned();
+    if is_sqlite && !url.contains(":memory:") {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(dir) = std::path::Path::new(&path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        }
+        if !url.contains("mode=") {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("mode=rwc");
+        }
+    }
+    let mut opts = ConnectOptions::new(url.clone());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if is_sqlite {
+        // One writer at a time is what SQLite allows anyway; a small pool avoids busy errors.
+        opts.max_connections(4).min_connections(1);
+    } else {
+        opts.max_connections(16);
+    }
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to database {}: {e}", redact(&url)))?;
+    if is_sqlite && !url.contains(":memory:") {
+        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+    }
+    Ok(db)
+}
+
+/// True when `err` is a unique-constraint violation (an idempotent insert that lost the race).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Hides a password in a database URL for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://kefu:hunter2@db:5432/kefu"),
+            "postgres://kefu:***@db:5432/kefu"
+        );
+        assert_eq!(redact("postgres://kefu@db/kefu"), "postgres://kefu@db/kefu");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,541 @@
+//! Kafka plumbing in the Vector / rdkafka at-least-once style.
+//!
+//! * [`Producer`]: idempotent, `acks=all`; `send` returns once the broker acknowledged.
+//! * [`run_consumer`]: `enable.auto.offset.store=false`; an event's offset is stored only after
+//!   its [`Handler`] returned, i.e. after its effect is durable (DB commit or downstream produce
+//!   acknowledged). Stored offsets are committed every second and on shutdown.
+//! * Failing events are retried with exponential backoff; undecodable events, rejected events
+//!   and events that still fail after the last attempt go to `<topic>.dlq` with failure
+//!   headers, and the consumer moves on.
+//! * W3C trace context travels in the `traceparent` / `tracestate` headers.
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use rdkafka::{
+    ClientConfig, Message,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer as _},
+    util::Timeout,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    config::RuntimeArgs,
+    metrics::{KafkaMetrics, OutcomeLabels, TopicLabels},
+    telemetry,
+};
+
+/// Topic names (without the optional prefix). Rule: `kefu.<domain>.<event>.v<N>`.
+pub mod topics {
+    /// Customer messages accepted by session-router (key: conversation id).
+    pub const INBOUND: &str = "kefu.conversation.inbound.v1";
+    /// Messages with their language detected / translated.
+    pub const NORMALIZED: &str = "kefu.conversation.normalized.v1";
+    /// Messages with intent, confidence and entities.
+    pub const CLASSIFIED: &str = "kefu.conversation.classified.v1";
+    /// Messages the dialogue policy gave to the assistant.
+    pub const ASSIST_REQUESTS: &str = "kefu.assist.requests.v1";
+    /// Messages the dialogue policy gave to human agents.
+    pub const ESCALATIONS: &str = "kefu.ticket.escalations.v1";
+    /// Replies as written (bot, agent, system).
+    pub const OUTBOUND: &str = "kefu.conversation.outbound.v1";
+    /// Replies in the customer's language, ready for delivery.
+    pub const REPLIES: &str = "kefu.conversation.replies.v1";
+    /// Order changes from connectors.
+    pub const ORDERS: &str = "kefu.commerce.orders.v1";
+    /// Shipment / logistics changes from connectors.
+    pub const SHIPMENTS: &str = "kefu.commerce.shipments.v1";
+
+    /// Every topic of the mesh (each also has a `.dlq` twin).
+    pub const ALL: &[&str] = &[
+        INBOUND,
+        NORMALIZED,
+        CLASSIFIED,
+        ASSIST_REQUESTS,
+        ESCALATIONS,
+        OUTBOUND,
+        REPLIES,
+        ORDERS,
+        SHIPMENTS,
+    ];
+
+    /// Suffix of dead-letter topics.
+    pub const DLQ_SUFFIX: &str = ".dlq";
+}
+
+/// Header names Kefu sets.
+pub mod headers {
+    pub const EVENT_TYPE: &str = "kefu-event-type";
+    pub const DLQ_TOPIC: &str = "kefu-dlq-original-topic";
+    pub const DLQ_PARTITION: &str = "kefu-dlq-original-partition";
+    pub const DLQ_OFFSET: &str = "kefu-dlq-original-offset";
+    pub const DLQ_ERROR: &str = "kefu-dlq-error";
+    pub const DLQ_ERROR_KIND: &str = "kefu-dlq-error-kind";
+    pub const DLQ_ATTEMPTS: &str = "kefu-dlq-attempts";
+    pub const DLQ_GROUP: &str = "kefu-dlq-consumer-group";
+    pub const DLQ_FAILED_AT: &str = "kefu-dlq-failed-at";
+}
+
+/// Connection settings shared by producers, consumers and the admin client.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub prefix: String,
+    pub partitions: i32,
+    pub session_timeout_ms: u32,
+    pub max_attempts: u32,
+}
+
+impl From<&RuntimeArgs> for KafkaConfig {
+    fn from(a: &RuntimeArgs) -> Self {
+        Self {
+            brokers: a.kafka_brokers.clone(),
+            prefix: a.topic_prefix.clone(),
+            partitions: a.topic_partitions,
+            session_timeout_ms: a.kafka_session_timeout_ms,
+            max_attempts: a.handler_max_attempts,
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Full topic name with the configured prefix.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{}", self.prefix, base)
+    }
+
+    /// Consumer group id for a service.
+    pub fn group(&self, service: &str) -> String {
+        format!("{}kefu-{service}", self.prefix)
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("broker.address.family", "v4")
+            .set("socket.keepalive.enable", "true");
+        c
+    }
+}
+
+/// Creates every topic of the mesh and its `.dlq` twin when missing.
+pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client().create()?;
+    let names: Vec<String> = topics::ALL
+        .iter()
+        .flat_map(|t| [cfg.topic(t), format!("{}{}", cfg.topic(t), topics::DLQ_SUFFIX)])
+        .collect();
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating topics on {}: {e}", cfg.brokers))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// An idempotent producer; cheap to clone.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    metrics: KafkaMetrics,
+}
+
+impl Producer {
+    pub fn new(cfg: &KafkaConfig, metrics: KafkaMetrics) -> anyhow::Result<Self> {
+        let inner: FutureProducer = cfg
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        Ok(Self { inner, metrics })
+    }
+
+    /// Sends raw bytes and waits for the broker's acknowledgement. `QueueFull` back-pressure
+    /// is absorbed by waiting up to the message timeout.
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), KafkaError> {
+        let mut hs = OwnedHeaders::new_with_capacity(headers.len());
+        for (k, v) in headers {
+            hs = hs.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        let mut record = FutureRecord::to(topic).payload(payload).headers(hs);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        match self
+            .inner
+            .send(record, Timeout::After(Duration::from_secs(30)))
+            .await
+        {
+            Ok(_) => {
+                self.metrics.produced.get_or_create(&labels).inc();
+                Ok(())
+            }
+            Err((e, _)) => {
+                self.metrics.produce_errors.get_or_create(&labels).inc();
+                Err(e)
+            }
+        }
+    }
+
+    /// Encodes a protobuf event and sends it with the current trace context in its headers.
+    pub async fn send_event<M: prost::Message>(
+        &self,
+        topic: &str,
+        key: &str,
+        event: &M,
+    ) -> Result<(), KafkaError> {
+        let mut hs: Vec<(String, Vec<u8>)> = telemetry::current_trace_headers()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect();
+        let type_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or_default();
+        hs.push((headers::EVENT_TYPE.into(), type_name.as_bytes().to_vec()));
+        self.send_raw(topic, Some(key), &event.encode_to_vec(), &hs)
+            .await
+    }
+
+    /// Waits until every queued message is delivered (used on shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.inner.flush(Timeout::After(timeout)) {
+            tracing::warn!(error = %e, "producer flush incomplete");
+        }
+    }
+}
+
+/// One consumed event, owned.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Delivery {
+    /// Decodes the payload as `M`; a failure makes the event undecodable (dead-lettered).
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, HandleError> {
+        M::decode(self.payload.as_slice()).map_err(|e| HandleError::Undecodable(e.to_string()))
+    }
+
+    fn trace_headers(&self) -> HashMap<String, String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "traceparent" || k == "tracestate")
+            .filter_map(|(k, v)| Some((k.clone(), String::from_utf8(v.clone()).ok()?)))
+            .collect()
+    }
+}
+
+/// What a handler did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Its effect is durable.
+    Done,
+    /// It had been handled before (idempotent replay); nothing was changed.
+    Duplicate,
+}
+
+/// Why an event could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Not a valid event for this topic; dead-lettered at once.
+    #[error("undecodable: {0}")]
+    Undecodable(String),
+    /// Valid but unacceptable (e.g. fails validation); dead-lettered at once.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// May succeed later (database or broker unavailable); retried, then dead-lettered.
+    #[error("transient: {0:#}")]
+    Transient(#[from] anyhow::Error),
+}
+
+impl HandleError {
+    fn kind(&self) -> &'static str {
+        match self {
+            HandleError::Undecodable(_) => "undecodable",
+            HandleError::Rejected(_) => "rejected",
+            HandleError::Transient(_) => "transient",
+        }
+    }
+}
+
+impl From<KafkaError> for HandleError {
+    fn from(e: KafkaError) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+impl From<sea_orm::DbErr> for HandleError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+/// Handles one event. Return only once the event's effect is durable.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, delivery: &Delivery) -> Result<Handled, HandleError>;
+}
+
+/// Backoff before attempt `attempt + 1` (100 ms doubling, at most 5 s).
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << attempt.min(16));
+    Duration::from_millis(ms.min(5_000))
+}
+
+/// Consumes `topics` as `group` until `shutdown` is cancelled. At-least-once: offsets are stored
+/// only after the handler (or the dead-letter produce) succeeded.
+pub async fn run_consumer(
+    cfg: KafkaConfig,
+    group: String,
+    topic_names: Vec<String>,
+    handler: Arc<dyn Handler>,
+    producer: Producer,
+    metrics: KafkaMetrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer: StreamConsumer = cfg
+        .client()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (cfg.session_timeout_ms / 4).max(250).to_string(),
+        )
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .create()?;
+    let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    tracing::info!(%group, topics = ?topic_names, "consuming");
+
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, %group, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let delivery = Delivery {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+            headers: msg
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let span = tracing::info_span!(
+            "consume",
+            topic = %delivery.topic,
+            partition = delivery.partition,
+            offset = delivery.offset
+        );
+        telemetry::set_parent_from(&span, &delivery.trace_headers());
+        let done = process(&cfg, &group, &delivery, &*handler, &producer, &metrics, &shutdown)
+            .instrument(span)
+            .await;
+        if !done {
+            // Shutting down in the middle of retries: leave the offset unstored so the event is
+            // delivered again after restart.
+            break;
+        }
+        if let Err(e) = consumer.store_offset_from_message(&msg) {
+            tracing::warn!(error = %e, "storing offset failed; the event may be redelivered");
+        }
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, %group, "final offset commit failed"),
+    }
+    producer.flush(Duration::from_secs(5));
+    tracing::info!(%group, "consumer stopped");
+    Ok(())
+}
+
+/// Handles one delivery with retries and dead-lettering. Returns false only when shutdown
+/// interrupted it before the event was settled.
+async fn process(
+    cfg: &KafkaConfig,
+    group: &str,
+    delivery: &Delivery,
+    handler: &dyn Handler,
+    producer: &Producer,
+    metrics: &KafkaMetrics,
+    shutdown: &CancellationToken,
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut attempt = 0u32;
+    let outcome = loop {
+        attempt += 1;
+        match handler.handle(delivery).await {
+            Ok(Handled::Done) => break "ok",
+            Ok(Handled::Duplicate) => break "duplicate",
+            Err(e @ HandleError::Transient(_)) if attempt < cfg.max_attempts => {
+                metrics
+                    .consumed
+                    .get_or_create(&OutcomeLabels {
+                        topic: delivery.topic.clone(),
+                        outcome: "retried".into(),
+                    })
+                    .inc();
+                tracing::warn!(error = %e, attempt, "handling failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+            }
+            Err(e) => {
+                if !dead_letter(group, delivery, &e, attempt, producer, shutdown).await {
+                    return false;
+                }
+                break "dead_lettered";
+            }
+        }
+    };
+    metrics
+        .handle_seconds
+        .get_or_create(&TopicLabels {
+            topic: delivery.topic.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .consumed
+        .get_or_create(&OutcomeLabels {
+            topic: delivery.topic.clone(),
+            outcome: outcome.into(),
+        })
+        .inc();
+    true
+}
+
+/// Sends the original event to `<topic>.dlq` with failure headers, retrying until the broker
+/// acknowledges (or shutdown). Returns whether it was written.
+async fn dead_letter(
+    group: &str,
+    d: &Delivery,
+    err: &HandleError,
+    attempts: u32,
+    producer: &Producer,
+    shutdown: &CancellationToken,
+) -> bool {
+    let dlq = format!("{}{}", d.topic, topics::DLQ_SUFFIX);
+    let mut hs: Vec<(String, Vec<u8>)> = d
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("kefu-dlq-"))
+        .cloned()
+        .collect();
+    let error_text: String = err.to_string().chars().take(2000).collect();
+    hs.extend([
+        (headers::DLQ_TOPIC.into(), d.topic.clone().into_bytes()),
+        (headers::DLQ_PARTITION.into(), d.partition.to_string().into_bytes()),
+        (headers::DLQ_OFFSET.into(), d.offset.to_string().into_bytes()),
+        (headers::DLQ_ERROR.into(), error_text.clone().into_bytes()),
+        (headers::DLQ_ERROR_KIND.into(), err.kind().as_bytes().to_vec()),
+        (headers::DLQ_ATTEMPTS.into(), attempts.to_string().into_bytes()),
+        (headers::DLQ_GROUP.into(), group.as_bytes().to_vec()),
+        (
+            headers::DLQ_FAILED_AT.into(),
+            chrono::Utc::now().to_rfc3339().into_bytes(),
+        ),
+    ]);
+    let mut tries = 0;
+    loop {
+        match producer
+            .send_raw(&dlq, d.key.as_deref(), &d.payload, &hs)
+            .await
+        {
+            Ok(()) => {
+                tracing::error!(
+                    topic = %d.topic, partition = d.partition, offset = d.offset,
+                    kind = err.kind(), error = %error_text, attempts, dlq = %dlq,
+                    "event dead-lettered"
+                );
+                return true;
+            }
+            Err(e) => {
+                tries += 1;
+                tracing::error!(error = %e, dlq = %dlq, "writing to dead-letter topic failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff(tries)) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn names_use_prefix() {
+        let cfg = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            prefix: "t1.".into(),
+            partitions: 1,
+            session_timeout_ms: 6000,
+            max_attempts: 3,
+        };
+        assert_eq!(cfg.topic(topics::INBOUND), "t1.kefu.conversation.inbound.v1");
+        assert_eq!(cfg.group("ticket"), "t1.kefu-ticket");
+    }
+}

@@ -1,0 +1,102 @@
+//! The skeleton every service binary follows (linkerd2-proxy's order): telemetry → config →
+//! connect → serve → drain on SIGTERM.
+use std::{net::SocketAddr, sync::Arc};
+
+use tonic::service::Routes;
+
+use crate::{
+    Lifecycle,
+    config::RuntimeArgs,
+    grpc,
+    kafka::{self, Handler, KafkaConfig, Producer},
+    metrics::Metrics,
+    telemetry::{self, TelemetryGuard},
+};
+
+/// A service being assembled: telemetry is up, topics exist, the producer is connected.
+pub struct Service {
+    pub name: &'static str,
+    pub metrics: Metrics,
+    pub kafka: KafkaConfig,
+    pub producer: Producer,
+    pub lifecycle: Lifecycle,
+    telemetry: TelemetryGuard,
+}
+
+impl Service {
+    /// Initialises telemetry and metrics, creates missing topics and connects the producer.
+    pub async fn start(name: &'static str, rt: &RuntimeArgs) -> anyhow::Result<Self> {
+        let telemetry = telemetry::init(name, rt.log_format);
+        let metrics = Metrics::new(name);
+        let kafka = KafkaConfig::from(rt);
+        kafka::ensure_topics(&kafka).await?;
+        let producer = Producer::new(&kafka, metrics.kafka.clone())?;
+        Ok(Self {
+            name,
+            metrics,
+            kafka,
+            producer,
+            lifecycle: Lifecycle::new(rt.shutdown_grace()),
+            telemetry,
+        })
+    }
+
+    /// Consumes `topics` (base names) in this service's consumer group.
+    pub fn consume(&mut self, topics: &[&str], handler: Arc<dyn Handler>) {
+        let names = topics.iter().map(|t| self.kafka.topic(t)).collect();
+        self.consume_full_names(names, handler);
+    }
+
+    /// Consumes topics given by full name (prefix included).
+    pub fn consume_full_names(&mut self, names: Vec<String>, handler: Arc<dyn Handler>) {
+        let fut = kafka::run_consumer(
+            self.kafka.clone(),
+            self.kafka.group(self.name),
+            names,
+            handler,
+            self.producer.clone(),
+            self.metrics.kafka.clone(),
+            self.lifecycle.shutdown.clone(),
+        );
+        self.lifecycle.spawn("kafka-consumer", fut);
+    }
+
+    /// Serves gRPC (with health and reflection) and metrics, reports SERVING, and runs until
+    /// SIGTERM/SIGINT. Returns the exit code.
+    pub async fn serve(
+        mut self,
+        grpc_addr: SocketAddr,
+        metrics_addr: SocketAddr,
+        routes: Routes,
+    ) -> i32 {
+        let (routes, health) = match grpc::with_health_and_reflection(routes, self.name).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = ?e, "building gRPC server");
+                return 1;
+            }
+        };
+        let shutdown = self.lifecycle.shutdown.clone();
+        self.lifecycle
+            .spawn("grpc", grpc::serve(grpc_addr, routes, shutdown.clone()));
+        self.lifecycle
+            .spawn("metrics", self.metrics.clone().serve(metrics_addr, shutdown));
+        health.set(true).await;
+        tracing::info!(service = self.name, %grpc_addr, %metrics_addr, "serving");
+        let code = self.lifecycle.run(Some(health)).await;
+        self.telemetry.shutdown();
+        code
+    }
+}
+
+/// Runs `main_fn` and turns a startup error into exit code 1 (after logging it).
+pub async fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = ?e, "startup failed");
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}

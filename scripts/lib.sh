@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Helpers shared by scripts/run-local.sh and scripts/test.sh.
+set -euo pipefail
+
+KEFU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TANSU_VERSION=0.6.0
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# Installs the pinned tansu broker (once per machine, ~11 minutes) when it is missing.
+ensure_tansu() {
+  if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    return
+  fi
+  if [ -x "$HOME/.cargo/bin/tansu" ] && "$HOME/.cargo/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+    return
+  fi
+  log "installing tansu $TANSU_VERSION (Kafka-protocol broker; once per machine, ~11 min)"
+  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exec 3>&- ; }
+
+# start_broker PORT DIR: starts tansu on 127.0.0.1:PORT with SQLite storage in DIR unless
+# something already listens there.
+start_broker() {
+  local port=$1 dir=$2
+  if port_open "$port"; then
+    log "broker already listening on 127.0.0.1:$port"
+    return
+  fi
+  mkdir -p "$dir"
+  log "starting tansu on 127.0.0.1:$port (storage $dir/tansu.db)"
+  (cd "$dir" && setsid nohup tansu broker \
+      --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --storage-engine "sqlite://tansu.db" >>"$dir/broker.log" 2>&1 </dev/null &
+    echo $! >"$dir/broker.pid")
+  for _ in $(seq 1 100); do
+    port_open "$port" && return
+    sleep 0.1
+  done
+  echo "tansu did not start; see $dir/broker.log" >&2
+  exit 1
+}
+
+# Starts the machine's PostgreSQL when it is stopped.
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    return
+  fi
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return
+    sleep 0.2
+  done
+  echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2
+  exit 1
+}

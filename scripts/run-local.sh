@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `make run`: the whole mesh on one machine, on embedded defaults — tansu (SQLite storage) on
+# 127.0.0.1:9092 and one SQLite database per service, all under .kefu/. Ctrl-C stops it all.
+# A second run reuses the broker data, the databases and the demo API key.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KEFU_ROOT"
+
+STATE=.kefu
+BROKER_PORT=${KEFU_BROKER_PORT:-9092}
+export KEFU_KAFKA_BROKERS=127.0.0.1:$BROKER_PORT
+export KEFU_LOG_FORMAT=${KEFU_LOG_FORMAT:-text}
+mkdir -p "$STATE/logs" "$STATE/data"
+
+ensure_tansu
+log "building Kefu"
+cargo build --workspace --bins
+BIN=target/debug
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  log "stopping services"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -f "$STATE/broker/broker.pid" ]; then
+    kill -TERM "$(cat "$STATE/broker/broker.pid")" 2>/dev/null || true
+    rm -f "$STATE/broker/broker.pid"
+  fi
+  log "stopped; data kept in $STATE/"
+}
+trap stop INT TERM EXIT
+
+if port_open "$BROKER_PORT" && [ ! -f "$STATE/broker/broker.pid" ]; then
+  echo "something else listens on 127.0.0.1:$BROKER_PORT; set KEFU_BROKER_PORT" >&2
+  exit 1
+fi
+start_broker "$BROKER_PORT" "$STATE/broker"
+"$BIN/kefu" topics create
+
+start() {
+  local name=$1; shift
+  env "$@" "$BIN/kefu-$name" >>"$STATE/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db"
+start translation
+start intent-classifier
+start assistant
+start ticket            KEFU_DATABASE_URL="sqlite://$STATE/data/ticket.db"
+start metrics           KEFU_DATABASE_URL="sqlite://$STATE/data/metrics.db"
+start session-router    KEFU_DATABASE_URL="sqlite://$STATE/data/session-router.db" \
+                        KEFU_SEED_SHOP=demo KEFU_SEED_API_KEY_FILE="$STATE/demo-api-key"
+
+log "waiting for every service to report SERVING"
+if ! "$BIN/kefu" health --wait-secs 120 \
+    127.0.0.1:50051 127.0.0.1:50052 127.0.0.1:50053 127.0.0.1:50054 \
+    127.0.0.1:50055 127.0.0.1:50056 127.0.0.1:50057; then
+  echo "a service did not start; logs are in $STATE/logs/" >&2
+  exit 1
+fi
+KEY=$(cat "$STATE/demo-api-key")
+
+cat <<MSG
+
+Kefu is running.
+  demo shop:        demo
+  demo API key:     $KEY   (also in $STATE/demo-api-key)
+  HTTP ingress:     http://127.0.0.1:8080/v1/messages
+  gRPC:             session-router 127.0.0.1:50051, translation :50052, intent-classifier :50053,
+                    assistant :50054, ticket :50055, order-sync :50056, metrics :50057
+  Prometheus:       http://127.0.0.1:9181/metrics … :9187/metrics
+  broker (tansu):   127.0.0.1:$BROKER_PORT
+  logs:             $STATE/logs/
+
+Try it:
+  curl -s -X POST 127.0.0.1:8080/v1/messages \\
+    -H "authorization: Bearer \$(cat .kefu/demo-api-key)" -H 'content-type: application/json' \\
+    -d '{"shop_id":"demo","channel":"web","channel_user_id":"u1","channel_message_id":"m1","text":"hello","wait_ms":5000}'
+  $BIN/kefu chat          # be a customer
+
+MSG
+
+log "demo: sending one message through the whole mesh"
+demo_id="demo-$(date +%s)"
+curl -s -X POST 127.0.0.1:8080/v1/messages \
+  -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+  -d "{\"shop_id\":\"demo\",\"channel\":\"web\",\"channel_user_id\":\"make-run\",\"channel_message_id\":\"$demo_id\",\"text\":\"Where is my parcel?\",\"wait_ms\":10000}" || true
+echo
+echo
+log "running; Ctrl-C stops everything"
+wait -n "${pids[@]}" || true
+echo "a service exited; logs are in $STATE/logs/" >&2
+exit 1

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make test`: unit and integration tests against a real broker (tansu on 127.0.0.1:19092, its
+# own port so `make run` is never disturbed), PostgreSQL on 127.0.0.1:5432 and SQLite.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KEFU_ROOT"
+
+ensure_tansu
+ensure_postgres
+export KEFU_TEST_BROKERS=${KEFU_TEST_BROKERS:-127.0.0.1:19092}
+start_broker "${KEFU_TEST_BROKERS##*:}" "$KEFU_ROOT/.kefu/test-broker"
+export KEFU_TEST_PG=${KEFU_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}
+
+log "building service binaries"
+cargo build --workspace --bins --locked
+log "running tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi

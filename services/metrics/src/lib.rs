@@ -1,0 +1,180 @@
+//! Metrics: counts every event on every topic (dead-letter topics included), per shop.
+//!
+//! * consumes every `kefu.*` topic and its `.dlq` twin; each delivery is counted once
+//!   (deduplicated on topic/partition/offset in the same transaction as the count);
+//! * Prometheus `kefu_topic_events_total{topic}` on the metrics port;
+//! * gRPC `kefu.metrics.v1.MetricsService/GetTopicCounts`.
+#![forbid(unsafe_code)]
+
+pub mod entity;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use clap::Parser;
+use entity::{migration::Migrator, seen_event, topic_count};
+use kefu_proto::{
+    events::v1::EventMeta,
+    metrics::v1::{
+        GetTopicCountsRequest, GetTopicCountsResponse, TopicCount,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+};
+use kefu_runtime::{
+    Service,
+    config::{DbArgs, ListenArgs, RuntimeArgs},
+    db,
+    grpc::{ApiError, MAX_DECODING_MESSAGE_SIZE},
+    kafka::{Delivery, HandleError, Handled, Handler, topics},
+    metrics::TopicLabels,
+    validate::Violations,
+};
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use tonic::{Request, Response, Status, service::Routes};
+
+pub const SERVICE: &str = "metrics";
+
+/// `kefu-metrics` configuration.
+#[derive(Debug, Parser)]
+#[command(name = "kefu-metrics", version, about = "Kefu metrics service")]
+pub struct Args {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    let (grpc_addr, metrics_addr) = args.listen.resolve(50057, 9187);
+    let mut svc = Service::start(SERVICE, &args.runtime).await?;
+    let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
+    let counter: Family<TopicLabels, Counter> = Family::default();
+    svc.metrics.register(
+        "topic_events",
+        "Events seen on each topic (counted once per delivery)",
+        counter.clone(),
+    );
+    let names: Vec<String> = topics::ALL
+        .iter()
+        .flat_map(|t| {
+            let n = svc.kafka.topic(t);
+            [n.clone(), format!("{n}{}", topics::DLQ_SUFFIX)]
+        })
+        .collect();
+    let handler = Arc::new(Counting {
+        db: db.clone(),
+        prefix: svc.kafka.prefix.clone(),
+        counter,
+    });
+    svc.consume_full_names(names, handler);
+    let routes = Routes::new(
+        MetricsServiceServer::new(Api { db }).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+    );
+    Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
+}
+
+/// Every Kefu event has its `EventMeta` as field 1; metrics reads only that.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetaOnly {
+    #[prost(message, optional, tag = "1")]
+    meta: Option<EventMeta>,
+}
+
+pub struct Counting {
+    db: DatabaseConnection,
+    prefix: String,
+    counter: Family<TopicLabels, Counter>,
+}
+
+#[async_trait]
+impl Handler for Counting {
+    async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
+        let topic = d.topic.strip_prefix(&self.prefix).unwrap_or(&d.topic).to_owned();
+        // Undecodable events are counted too (under shop ""), never dead-lettered here:
+        // metrics only observes.
+        let shop_id = <MetaOnly as prost::Message>::decode(d.payload.as_slice())
+            .ok()
+            .and_then(|m| m.meta)
+            .map(|m| m.shop_id)
+            .unwrap_or_default();
+        let delivery_id = format!("{}/{}/{}", d.topic, d.partition, d.offset);
+        let txn = self.db.begin().await?;
+        let inserted = seen_event::Entity::insert(seen_event::ActiveModel {
+            delivery_id: Set(delivery_id),
+            seen_at: Set(chrono::Utc::now()),
+        })
+        .exec(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                txn.rollback().await?;
+                return Ok(Handled::Duplicate);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let updated = topic_count::Entity::update_many()
+            .col_expr(
+                topic_count::Column::Events,
+                Expr::col(topic_count::Column::Events).add(1),
+            )
+            .filter(topic_count::Column::Topic.eq(topic.clone()))
+            .filter(topic_count::Column::ShopId.eq(shop_id.clone()))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            topic_count::Entity::insert(topic_count::ActiveModel {
+                topic: Set(topic.clone()),
+                shop_id: Set(shop_id),
+                events: Set(1),
+            })
+            .exec(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        self.counter.get_or_create(&TopicLabels { topic }).inc();
+        Ok(Handled::Done)
+    }
+}
+
+/// gRPC API.
+pub struct Api {
+    pub db: DatabaseConnection,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Api {
+    async fn get_topic_counts(
+        &self,
+        req: Request<GetTopicCountsRequest>,
+    ) -> Result<Response<GetTopicCountsResponse>, Status> {
+        let req = req.into_inner();
+        let mut q = topic_count::Entity::find()
+            .order_by_asc(topic_count::Column::Topic)
+            .order_by_asc(topic_count::Column::ShopId);
+        if !req.shop_id.is_empty() {
+            let mut v = Violations::new();
+            v.ident("shop_id", &req.shop_id, 64);
+            v.into_result().map_err(ApiError::from)?;
+            q = q.filter(topic_count::Column::ShopId.eq(req.shop_id));
+        }
+        let rows = q.all(&self.db).await.map_err(ApiError::from)?;
+        Ok(Response::new(GetTopicCountsResponse {
+            counts: rows
+                .into_iter()
+                .map(|r| TopicCount {
+                    topic: r.topic,
+                    shop_id: r.shop_id,
+                    events: r.events,
+                })
+                .collect(),
+        }))
+    }
+}

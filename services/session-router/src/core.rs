@@ -1,0 +1,176 @@
+//! What gRPC `Send` and HTTP `POST /v1/messages` share: validation, authentication,
+//! idempotent acceptance, and publishing to `kefu.conversation.inbound.v1`.
+use std::{sync::Arc, time::Duration};
+
+use kefu_proto::events::v1::{EventMeta, MessageEvent};
+use kefu_runtime::{
+    event,
+    grpc::ApiError,
+    kafka::{KafkaConfig, Producer, topics},
+    validate::Violations,
+};
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{auth::Authenticator, entity::message, store};
+
+/// Limits on a customer message.
+pub const MAX_TEXT_CHARS: usize = 4000;
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest a caller may wait for a reply.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// Shared state of the APIs and consumers.
+pub struct State {
+    pub db: DatabaseConnection,
+    pub auth: Authenticator,
+    pub producer: Producer,
+    pub kafka: KafkaConfig,
+    /// The highest reply cursor stored by this process (wakes subscribers and waiters).
+    pub replies: watch::Sender<i64>,
+    pub shutdown: CancellationToken,
+}
+
+pub type Shared = Arc<State>;
+
+/// A message as the APIs receive it.
+pub struct NewMessage {
+    pub shop_id: String,
+    pub channel: String,
+    pub channel_user_id: String,
+    pub channel_message_id: String,
+    pub text: String,
+}
+
+impl NewMessage {
+    pub fn validate(&self, v: &mut Violations) {
+        v.ident("shop_id", &self.shop_id, 64);
+        if self.channel.is_empty() {
+            v.add("channel", "must not be empty");
+        } else if self.channel.len() > 32
+            || !self
+                .channel
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            v.add("channel", "must be 1-32 characters of a-z, 0-9, _ and -");
+        }
+        v.text("channel_user_id", &self.channel_user_id, MAX_ID_CHARS, 4 * MAX_ID_CHARS);
+        v.text("channel_message_id", &self.channel_message_id, MAX_ID_CHARS, 4 * MAX_ID_CHARS);
+        v.text("text", &self.text, MAX_TEXT_CHARS, MAX_TEXT_BYTES);
+    }
+}
+
+/// The inbound event for a stored message. Deterministic, so republishing is harmless.
+pub fn inbound_event(m: &message::Model) -> MessageEvent {
+    MessageEvent {
+        meta: Some(EventMeta {
+            event_id: event::derive_id(&m.message_id, "inbound"),
+            shop_id: m.shop_id.clone(),
+            occurred_at: Some(event::timestamp(m.created_at)),
+            causation_id: String::new(),
+            message_id: m.message_id.clone(),
+            conversation_id: m.conversation_id.clone(),
+        }),
+        customer_id: m.customer_id.clone(),
+        channel: m.channel.clone(),
+        channel_user_id: m.channel_user_id.clone(),
+        channel_message_id: m.channel_message_id.clone(),
+        text: m.text.clone(),
+        ..Default::default()
+    }
+}
+
+/// Publishes a stored message and marks it published (the outbox step).
+pub async fn publish(state: &State, m: &message::Model) -> Result<(), ApiError> {
+    state
+        .producer
+        .send_event(
+            &state.kafka.topic(topics::INBOUND),
+            &m.conversation_id,
+            &inbound_event(m),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, message_id = %m.message_id, "publishing inbound failed; the outbox relay retries");
+            ApiError::Unavailable("message stored but the broker is unavailable; it will be processed when the broker is back".into())
+        })?;
+    store::mark_published(&state.db, &m.message_id).await?;
+    Ok(())
+}
+
+/// Validates, authenticates, stores (idempotently) and publishes a message.
+pub async fn send(
+    state: &State,
+    msg: NewMessage,
+    authorization: Option<&str>,
+    extra: Violations,
+) -> Result<store::Accepted, ApiError> {
+    let mut v = extra;
+    msg.validate(&mut v);
+    v.into_result()?;
+    state.auth.check(&msg.shop_id, authorization).await?;
+    let accepted = store::accept(
+        &state.db,
+        &msg.shop_id,
+        &msg.channel,
+        &msg.channel_user_id,
+        &msg.channel_message_id,
+        &msg.text,
+    )
+    .await?;
+    if !accepted.message.published {
+        publish(state, &accepted.message).await?;
+    }
+    Ok(accepted)
+}
+
+/// Waits up to `wait` for the reply to `message_id`.
+pub async fn wait_for_reply(
+    state: &State,
+    message_id: &str,
+    wait: Duration,
+) -> Result<Option<crate::entity::reply::Model>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = state.replies.subscribe();
+    loop {
+        if let Some(r) = store::reply_for_message(&state.db, message_id).await? {
+            return Ok(Some(r));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        // Woken by a reply stored in this process, or polls (another replica may store it).
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = state.shutdown.cancelled() => return Ok(None),
+        }
+    }
+}
+
+/// Re-publishes messages whose inbound event was never acknowledged (crash between commit and
+/// produce, or a broker outage during `Send`).
+pub async fn outbox_relay(state: Shared) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let pending = match store::unpublished(&state.db, chrono::Duration::seconds(3), 200).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox scan failed");
+                continue;
+            }
+        };
+        for m in pending {
+            if publish(&state, &m).await.is_ok() {
+                tracing::info!(message_id = %m.message_id, "outbox relay published a pending message");
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Tables owned by session-router.
+pub mod shop {
+    use sea_orm::entity::prelude::*;
+
+    /// A tenant and the SHA-256 of its API key (the key itself is never stored).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "shops")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shop_id: String,
+        pub api_key_sha256: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod identity {
+    use sea_orm::entity::prelude::*;
+
+    /// A customer's identity on one channel.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shop_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel_user_id: String,
+        #[sea_orm(indexed)]
+        pub customer_id: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod conversation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "conversations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub conversation_id: String,
+        pub shop_id: String,
+        #[sea_orm(indexed)]
+        pub customer_id: String,
+        /// Intents of recent messages, most recent first, comma separated.
+        pub recent_intents: String,
+        /// Ticket a human agent holds for this conversation ("" when none).
+        pub open_ticket_id: String,
+        pub created_at: DateTimeUtc,
+        pub last_message_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod message {
+    use sea_orm::entity::prelude::*;
+
+    /// A customer message; unique on (shop_id, channel, channel_message_id).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub message_id: String,
+        pub shop_id: String,
+        pub channel: String,
+        pub channel_user_id: String,
+        pub channel_message_id: String,
+        pub conversation_id: String,
+        pub customer_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub text: String,
+        pub created_at: DateTimeUtc,
+        /// The inbound event was acknowledged by the broker (transactional outbox flag).
+        #[sea_orm(indexed)]
+        pub published: bool,
+        /// "bot" or "human" once the dialogue policy decided ("" before).
+        pub route: String,
+        pub route_reason: String,
+        pub intent: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod reply {
+    use sea_orm::entity::prelude::*;
+
+    /// A reply ready for delivery. `cursor` orders a shop's reply stream.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "replies")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub cursor: i64,
+        #[sea_orm(unique)]
+        pub reply_id: String,
+        #[sea_orm(indexed)]
+        pub shop_id: String,
+        #[sea_orm(indexed)]
+        pub message_id: String,
+        pub conversation_id: String,
+        pub customer_id: String,
+        pub channel: String,
+        pub channel_user_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub text: String,
+        pub language: String,
+        pub source: String,
+        pub intent: String,
+        pub ticket_id: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod migration {
+    use sea_orm::{EntityTrait, Schema};
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migrator;
+
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![Box::new(Initial)]
+        }
+        fn migration_table_name() -> sea_orm::DynIden {
+            "session_router_migrations".into_iden()
+        }
+    }
+
+    struct Initial;
+
+    impl MigrationName for Initial {
+        fn name(&self) -> &str {
+            "m20261124_000001_initial"
+        }
+    }
+
+    async fn create<E: EntityTrait>(manager: &SchemaManager<'_>, e: E) -> Result<(), DbErr> {
+        let schema = Schema::new(manager.get_database_backend());
+        manager
+            .create_table(schema.create_table_from_entity(e).if_not_exists().to_owned())
+            .await
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Initial {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::*;
+            create(manager, shop::Entity).await?;
+            create(manager, identity::Entity).await?;
+            create(manager, conversation::Entity).await?;
+            create(manager, message::Entity).await?;
+            create(manager, reply::Entity).await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("ux_messages_channel_message")
+                        .table(message::Entity)
+                        .col(message::Column::ShopId)
+                        .col(message::Column::Channel)
+                        .col(message::Column::ChannelMessageId)
+                        .unique()
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await
+        }
+    }
+}

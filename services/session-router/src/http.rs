@@ -1,0 +1,140 @@
+//! HTTP ingress for webhooks and simple clients.
+//!
+//! `POST /v1/messages` (JSON, `authorization: Bearer <shop API key>`):
+//! `{"shop_id","channel","channel_user_id","channel_message_id","text","wait_ms"?}`.
+//! Responses: `200` with the reply when it arrived within `wait_ms`, `202` when accepted and not
+//! (yet) answered; errors are `{"error":{"code","message","details":[{"field","description"}]}}`
+//! with 400 (invalid), 401 (missing/wrong key), 503 (broker down; the message is kept and
+//! processed later). `GET /healthz` answers `ok`.
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::{Body, to_bytes},
+    extract::State as AxState,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use kefu_runtime::{grpc::ApiError, validate::Violations};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{self, MAX_WAIT_MS, NewMessage, Shared};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessageBody {
+    shop_id: String,
+    channel: String,
+    channel_user_id: String,
+    channel_message_id: String,
+    text: String,
+    wait_ms: Option<u64>,
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/messages", post(post_message))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            ApiError::NotFound("no such route; see POST /v1/messages".into()).into_response()
+        })
+        .with_state(state)
+}
+
+async fn post_message(AxState(state): AxState<Shared>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn body_error(description: String) -> ApiError {
+    let mut v = Violations::new();
+    v.add("body", description);
+    v.into()
+}
+
+async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(body_error("content-type must be application/json".into()));
+    }
+    let bytes = to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| body_error(format!("must be at most {MAX_BODY_BYTES} bytes")))?;
+    let b: MessageBody = serde_json::from_slice(&bytes)
+        .map_err(|e| body_error(format!("invalid JSON: {e}")))?;
+    let mut extra = Violations::new();
+    let wait_ms = b.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        extra.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let accepted = core::send(
+        state,
+        NewMessage {
+            shop_id: b.shop_id,
+            channel: b.channel,
+            channel_user_id: b.channel_user_id,
+            channel_message_id: b.channel_message_id,
+            text: b.text,
+        },
+        auth,
+        extra,
+    )
+    .await?;
+    let m = &accepted.message;
+    let reply = if wait_ms > 0 {
+        core::wait_for_reply(state, &m.message_id, Duration::from_millis(wait_ms)).await?
+    } else {
+        crate::store::reply_for_message(&state.db, &m.message_id).await?
+    };
+    let status = if reply.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let reply_json = reply.map(|r| {
+        json!({
+            "reply_id": r.reply_id,
+            "cursor": r.cursor,
+            "text": r.text,
+            "language": r.language,
+            "source": r.source,
+            "intent": r.intent,
+            "ticket_id": r.ticket_id,
+            "created_at": r.created_at.to_rfc3339(),
+        })
+    });
+    let body = json!({
+        "message_id": m.message_id,
+        "conversation_id": m.conversation_id,
+        "customer_id": m.customer_id,
+        "duplicate": accepted.duplicate,
+        "status": if status == StatusCode::OK { "answered" } else { "accepted" },
+        "reply": reply_json,
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+pub async fn serve(addr: SocketAddr, state: Shared, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding HTTP address {addr}: {e}"))?;
+    tracing::info!(%addr, "HTTP ingress listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Session router: where customer messages enter the mesh and replies leave it.
+//!
+//! * gRPC `kefu.session.v1.SessionRouterService/{Send,Subscribe}` and HTTP `POST /v1/messages`
+//!   accept messages idempotently (on shop, channel and channel message id), link the channel
+//!   identity to a customer and a conversation, store the message, and publish it to
+//!   `kefu.conversation.inbound.v1` (transactional outbox: a relay republishes anything stored
+//!   but not acknowledged);
+//! * consumes `kefu.conversation.classified.v1` and applies the dialogue [`policy`], producing to
+//!   `kefu.assist.requests.v1` or `kefu.ticket.escalations.v1`;
+//! * consumes `kefu.conversation.replies.v1`, stores each reply once, and delivers it to
+//!   `Subscribe` streams and waiting HTTP requests.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod core;
+pub mod entity;
+pub mod http;
+pub mod pipeline;
+pub mod policy;
+pub mod store;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use clap::Parser;
+use kefu_proto::session::v1::session_router_service_server::SessionRouterServiceServer;
+use kefu_runtime::{
+    Service,
+    config::{DbArgs, ListenArgs, RuntimeArgs},
+    db,
+    grpc::MAX_DECODING_MESSAGE_SIZE,
+    kafka::topics,
+};
+use tonic::service::Routes;
+
+pub const SERVICE: &str = "session-router";
+
+/// `kefu-session-router` configuration.
+#[derive(Debug, Parser)]
+#[command(name = "kefu-session-router", version, about = "Kefu session router")]
+pub struct Args {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// HTTP ingress listen address (`POST /v1/messages`).
+    #[arg(long, env = "KEFU_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Below this classifier confidence a person answers instead of the bot.
+    #[arg(long, env = "KEFU_MIN_CONFIDENCE", default_value_t = 0.5, value_parser = parse_unit)]
+    pub min_confidence: f32,
+    /// Create this shop at start (with the key in --seed-api-key-file).
+    #[arg(long, env = "KEFU_SEED_SHOP", requires = "seed_api_key_file")]
+    pub seed_shop: Option<String>,
+    /// File holding the seeded shop's API key; generated (mode 0600) when missing.
+    #[arg(long, env = "KEFU_SEED_API_KEY_FILE")]
+    pub seed_api_key_file: Option<PathBuf>,
+}
+
+fn parse_unit(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    let (grpc_addr, metrics_addr) = args.listen.resolve(50051, 9181);
+    let mut svc = Service::start(SERVICE, &args.runtime).await?;
+    let db = db::connect_and_migrate::<entity::migration::Migrator>(&args.db.url_or(SERVICE)).await?;
+    if let (Some(shop), Some(file)) = (&args.seed_shop, &args.seed_api_key_file) {
+        let mut v = kefu_runtime::validate::Violations::new();
+        v.ident("seed_shop", shop, 64);
+        if let Err(e) = v.into_result() {
+            kefu_runtime::config::config_error(e);
+        }
+        auth::seed_shop(&db, shop, file).await?;
+        tracing::info!(shop = %shop, key_file = %file.display(), "seeded shop");
+    }
+    let (replies, _) = tokio::sync::watch::channel(0i64);
+    let state = Arc::new(core::State {
+        auth: auth::Authenticator::new(db.clone()),
+        db,
+        producer: svc.producer.clone(),
+        kafka: svc.kafka.clone(),
+        replies,
+        shutdown: svc.lifecycle.shutdown.clone(),
+    });
+    svc.consume(
+        &[topics::CLASSIFIED, topics::REPLIES],
+        Arc::new(pipeline::Consumers {
+            state: state.clone(),
+            policy: policy::Policy {
+                min_confidence: args.min_confidence,
+            },
+        }),
+    );
+    svc.lifecycle.spawn("outbox-relay", core::outbox_relay(state.clone()));
+    svc.lifecycle.spawn(
+        "http",
+        http::serve(args.http_addr, state.clone(), state.shutdown.clone()),
+    );
+    let routes = Routes::new(
+        SessionRouterServiceServer::new(api::Api { state })
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+    );
+    Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
+}

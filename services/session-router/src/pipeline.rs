@@ -1,0 +1,125 @@
+//! session-router's consumers: the dialogue policy (`classified` → `assist.requests` or
+//! `ticket.escalations`) and delivery (`replies` → the reply store, subscribers, waiters).
+use async_trait::async_trait;
+use chrono::Utc;
+use kefu_proto::events::v1::{MessageEvent, ReplyEvent, ReplySource, Route};
+use kefu_runtime::{
+    event,
+    kafka::{Delivery, HandleError, Handled, Handler, topics},
+};
+use sea_orm::ActiveValue::{NotSet, Set};
+
+use crate::{core::Shared, entity::reply, policy, store};
+
+pub struct Consumers {
+    pub state: Shared,
+    pub policy: policy::Policy,
+}
+
+#[async_trait]
+impl Handler for Consumers {
+    async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
+        if d.topic == self.state.kafka.topic(topics::CLASSIFIED) {
+            self.route(d.decode()?).await
+        } else {
+            self.deliver(d.decode()?).await
+        }
+    }
+}
+
+impl Consumers {
+    async fn route(&self, mut msg: MessageEvent) -> Result<Handled, HandleError> {
+        let meta = event::check_meta(msg.meta.as_ref())
+            .map_err(HandleError::Undecodable)?
+            .clone();
+        let db = &self.state.db;
+        let stored = store::message(db, &meta.message_id).await?.ok_or_else(|| {
+            HandleError::Rejected(format!("unknown message {}", meta.message_id))
+        })?;
+        if stored.shop_id != meta.shop_id {
+            return Err(HandleError::Rejected("shop_id does not match the message".into()));
+        }
+        let conv = store::conversation(db, &stored.conversation_id).await?;
+        let intent = msg
+            .classification
+            .as_ref()
+            .map(|c| c.intent.clone())
+            .unwrap_or_else(|| "other".into());
+        let stored = if stored.route.is_empty() {
+            let decision = self.policy.decide(msg.classification.as_ref(), conv.as_ref());
+            store::decide_route(db, &meta.message_id, decision.route.as_str(), decision.reason, &intent)
+                .await?
+        } else {
+            stored
+        };
+        let route = if stored.route == "human" {
+            Route::Human
+        } else {
+            Route::Bot
+        };
+        msg.route = route as i32;
+        msg.route_reason = stored.route_reason.clone();
+        msg.recent_intents = conv
+            .map(|c| {
+                c.recent_intents
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        msg.meta = Some(event::derive_meta(&meta, "router.route"));
+        let topic = match route {
+            Route::Human => topics::ESCALATIONS,
+            _ => topics::ASSIST_REQUESTS,
+        };
+        self.state
+            .producer
+            .send_event(&self.state.kafka.topic(topic), &meta.conversation_id, &msg)
+            .await?;
+        Ok(Handled::Done)
+    }
+
+    async fn deliver(&self, r: ReplyEvent) -> Result<Handled, HandleError> {
+        let meta = event::check_meta(r.meta.as_ref()).map_err(HandleError::Undecodable)?;
+        if r.reply_id.is_empty() || meta.message_id.is_empty() {
+            return Err(HandleError::Rejected("reply_id and meta.message_id are required".into()));
+        }
+        let source = match ReplySource::try_from(r.source).unwrap_or(ReplySource::Unspecified) {
+            ReplySource::Bot => "bot",
+            ReplySource::Human => "human",
+            ReplySource::System => "system",
+            ReplySource::Unspecified => "unknown",
+        };
+        let row = reply::ActiveModel {
+            cursor: NotSet,
+            reply_id: Set(r.reply_id.clone()),
+            shop_id: Set(meta.shop_id.clone()),
+            message_id: Set(meta.message_id.clone()),
+            conversation_id: Set(meta.conversation_id.clone()),
+            customer_id: Set(r.customer_id.clone()),
+            channel: Set(r.channel.clone()),
+            channel_user_id: Set(r.channel_user_id.clone()),
+            text: Set(r.text.clone()),
+            language: Set(r.language.clone()),
+            source: Set(source.into()),
+            intent: Set(r.intent.clone()),
+            ticket_id: Set(r.ticket_id.clone()),
+            created_at: Set(Utc::now()),
+        };
+        match store::store_reply(&self.state.db, row).await? {
+            Some(stored) => {
+                self.state.replies.send_if_modified(|c| {
+                    if stored.cursor > *c {
+                        *c = stored.cursor;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                Ok(Handled::Done)
+            }
+            None => Ok(Handled::Duplicate),
+        }
+    }
+}

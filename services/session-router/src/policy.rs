@@ -1,0 +1,90 @@
+//! The dialogue policy: does the bot answer, or a person?
+use kefu_proto::events::v1::Classification;
+
+use crate::entity::conversation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteTo {
+    Bot,
+    Human,
+}
+
+impl RouteTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteTo::Bot => "bot",
+            RouteTo::Human => "human",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub route: RouteTo,
+    pub reason: &'static str,
+}
+
+/// Rules, in order: the customer asked for a person → human; a ticket is open in the
+/// conversation → human (the agent owns it); confidence below the threshold → human;
+/// otherwise the bot answers.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub min_confidence: f32,
+}
+
+impl Policy {
+    pub fn decide(&self, c: Option<&Classification>, conv: Option<&conversation::Model>) -> Decision {
+        let human = |reason| Decision {
+            route: RouteTo::Human,
+            reason,
+        };
+        let Some(c) = c else {
+            return human("not classified");
+        };
+        if c.intent == "human_agent" {
+            return human("customer asked for a person");
+        }
+        if conv.is_some_and(|c| !c.open_ticket_id.is_empty()) {
+            return human("ticket open");
+        }
+        if c.confidence < self.min_confidence {
+            return human("low confidence");
+        }
+        Decision {
+            route: RouteTo::Bot,
+            reason: "bot can answer",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(intent: &str, confidence: f32) -> Classification {
+        Classification {
+            intent: intent.into(),
+            confidence,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn routes_by_rules() {
+        let p = Policy { min_confidence: 0.5 };
+        assert_eq!(p.decide(Some(&c("logistics", 0.9)), None).route, RouteTo::Bot);
+        assert_eq!(p.decide(Some(&c("logistics", 0.3)), None).reason, "low confidence");
+        assert_eq!(p.decide(Some(&c("human_agent", 0.9)), None).route, RouteTo::Human);
+        assert_eq!(p.decide(None, None).route, RouteTo::Human);
+        let conv = conversation::Model {
+            conversation_id: "c".into(),
+            shop_id: "s".into(),
+            customer_id: "u".into(),
+            recent_intents: String::new(),
+            open_ticket_id: "T-1".into(),
+            created_at: chrono::Utc::now(),
+            last_message_at: chrono::Utc::now(),
+        };
+        assert_eq!(p.decide(Some(&c("logistics", 0.9)), Some(&conv)).reason, "ticket open");
+    }
+}

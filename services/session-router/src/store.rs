@@ -1,0 +1,320 @@
+//! Persistence of identities, conversations, messages and replies.
+use chrono::{Duration, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+};
+
+use crate::entity::{conversation, identity, message, reply};
+use kefu_runtime::db;
+
+/// A conversation stays open while messages keep coming within this window.
+const CONVERSATION_IDLE: Duration = Duration::hours(24);
+/// How many recent intents a conversation remembers.
+const RECENT_INTENTS: usize = 5;
+
+/// A customer message as accepted.
+pub struct Accepted {
+    pub message: message::Model,
+    pub duplicate: bool,
+}
+
+/// Finds the message for an idempotency key.
+pub async fn find_message(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    channel: &str,
+    channel_message_id: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::ShopId.eq(shop_id))
+        .filter(message::Column::Channel.eq(channel))
+        .filter(message::Column::ChannelMessageId.eq(channel_message_id))
+        .one(db)
+        .await
+}
+
+/// The customer behind a channel identity, created on first contact.
+async fn customer_for(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    channel: &str,
+    channel_user_id: &str,
+) -> Result<String, DbErr> {
+    identity::Entity::insert(identity::ActiveModel {
+        shop_id: Set(shop_id.to_owned()),
+        channel: Set(channel.to_owned()),
+        channel_user_id: Set(channel_user_id.to_owned()),
+        customer_id: Set(format!("cus_{}", uuid::Uuid::new_v4().simple())),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            identity::Column::ShopId,
+            identity::Column::Channel,
+            identity::Column::ChannelUserId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    identity::Entity::find_by_id((
+        shop_id.to_owned(),
+        channel.to_owned(),
+        channel_user_id.to_owned(),
+    ))
+    .one(db)
+    .await?
+    .map(|i| i.customer_id)
+    .ok_or_else(|| DbErr::RecordNotFound("identity".into()))
+}
+
+/// The customer's open conversation, or a new one.
+async fn conversation_for(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: &str,
+) -> Result<String, DbErr> {
+    let now = Utc::now();
+    let latest = conversation::Entity::find()
+        .filter(conversation::Column::ShopId.eq(shop_id))
+        .filter(conversation::Column::CustomerId.eq(customer_id))
+        .order_by_desc(conversation::Column::LastMessageAt)
+        .one(db)
+        .await?;
+    if let Some(c) = latest
+        && now - c.last_message_at < CONVERSATION_IDLE
+    {
+        return Ok(c.conversation_id);
+    }
+    let id = format!("conv_{}", uuid::Uuid::new_v4().simple());
+    conversation::Entity::insert(conversation::ActiveModel {
+        conversation_id: Set(id.clone()),
+        shop_id: Set(shop_id.to_owned()),
+        customer_id: Set(customer_id.to_owned()),
+        recent_intents: Set(String::new()),
+        open_ticket_id: Set(String::new()),
+        created_at: Set(now),
+        last_message_at: Set(now),
+    })
+    .exec(db)
+    .await?;
+    Ok(id)
+}
+
+/// Stores a new message, or finds the one with the same idempotency key.
+pub async fn accept(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    channel: &str,
+    channel_user_id: &str,
+    channel_message_id: &str,
+    text: &str,
+) -> Result<Accepted, DbErr> {
+    if let Some(m) = find_message(db, shop_id, channel, channel_message_id).await? {
+        return Ok(Accepted {
+            message: m,
+            duplicate: true,
+        });
+    }
+    let customer_id = customer_for(db, shop_id, channel, channel_user_id).await?;
+    let conversation_id = conversation_for(db, shop_id, &customer_id).await?;
+    let now = Utc::now();
+    let model = message::Model {
+        message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+        shop_id: shop_id.to_owned(),
+        channel: channel.to_owned(),
+        channel_user_id: channel_user_id.to_owned(),
+        channel_message_id: channel_message_id.to_owned(),
+        conversation_id: conversation_id.clone(),
+        customer_id,
+        text: text.to_owned(),
+        created_at: now,
+        published: false,
+        route: String::new(),
+        route_reason: String::new(),
+        intent: String::new(),
+    };
+    let active: message::ActiveModel = model.clone().into();
+    match message::Entity::insert(active).exec_without_returning(db).await {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => {
+            // A concurrent Send with the same key won the race.
+            let m = find_message(db, shop_id, channel, channel_message_id)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("message".into()))?;
+            return Ok(Accepted {
+                message: m,
+                duplicate: true,
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::LastMessageAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(conversation::Column::ConversationId.eq(conversation_id))
+        .exec(db)
+        .await?;
+    Ok(Accepted {
+        message: model,
+        duplicate: false,
+    })
+}
+
+pub async fn mark_published(db: &DatabaseConnection, message_id: &str) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(message::Column::Published, sea_orm::sea_query::Expr::value(true))
+        .filter(message::Column::MessageId.eq(message_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Messages whose inbound event was not acknowledged (crash or broker outage after commit).
+pub async fn unpublished(
+    db: &DatabaseConnection,
+    older_than: Duration,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::Published.eq(false))
+        .filter(message::Column::CreatedAt.lt(Utc::now() - older_than))
+        .order_by_asc(message::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn message(db: &DatabaseConnection, message_id: &str) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(message_id.to_owned()).one(db).await
+}
+
+pub async fn conversation(
+    db: &DatabaseConnection,
+    conversation_id: &str,
+) -> Result<Option<conversation::Model>, DbErr> {
+    conversation::Entity::find_by_id(conversation_id.to_owned())
+        .one(db)
+        .await
+}
+
+/// Records the policy's decision for a message once; later calls keep the first decision, so a
+/// replayed event is routed the same way. Returns the stored message.
+pub async fn decide_route(
+    db: &DatabaseConnection,
+    message_id: &str,
+    route: &str,
+    reason: &str,
+    intent: &str,
+) -> Result<message::Model, DbErr> {
+    let txn = db.begin().await?;
+    let res = message::Entity::update_many()
+        .col_expr(message::Column::Route, sea_orm::sea_query::Expr::value(route))
+        .col_expr(message::Column::RouteReason, sea_orm::sea_query::Expr::value(reason))
+        .col_expr(message::Column::Intent, sea_orm::sea_query::Expr::value(intent))
+        .filter(message::Column::MessageId.eq(message_id))
+        .filter(message::Column::Route.eq(""))
+        .exec(&txn)
+        .await?;
+    let m = message::Entity::find_by_id(message_id.to_owned())
+        .one(&txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))?;
+    if res.rows_affected == 1 {
+        remember_intent(&txn, &m.conversation_id, intent).await?;
+    }
+    txn.commit().await?;
+    Ok(m)
+}
+
+async fn remember_intent<C: ConnectionTrait>(db: &C, conversation_id: &str, intent: &str) -> Result<(), DbErr> {
+    let Some(c) = conversation::Entity::find_by_id(conversation_id.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut intents: Vec<&str> = vec![intent];
+    intents.extend(c.recent_intents.split(',').filter(|s| !s.is_empty()));
+    intents.truncate(RECENT_INTENTS);
+    conversation::Entity::update_many()
+        .col_expr(
+            conversation::Column::RecentIntents,
+            sea_orm::sea_query::Expr::value(intents.join(",")),
+        )
+        .filter(conversation::Column::ConversationId.eq(conversation_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores a reply once (unique on reply_id). Returns the stored row and whether it was new.
+pub async fn store_reply(db: &DatabaseConnection, r: reply::ActiveModel) -> Result<Option<reply::Model>, DbErr> {
+    let reply_id = match &r.reply_id {
+        Set(id) => id.clone(),
+        _ => return Err(DbErr::Custom("reply_id required".into())),
+    };
+    let ticket_id = match &r.ticket_id {
+        Set(t) => t.clone(),
+        _ => String::new(),
+    };
+    let conversation_id = match &r.conversation_id {
+        Set(c) => c.clone(),
+        _ => String::new(),
+    };
+    let txn = db.begin().await?;
+    let inserted = reply::Entity::insert(r)
+        .on_conflict(OnConflict::column(reply::Column::ReplyId).do_nothing().to_owned())
+        .exec_without_returning(&txn)
+        .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    if !ticket_id.is_empty() {
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::OpenTicketId,
+                sea_orm::sea_query::Expr::value(ticket_id),
+            )
+            .filter(conversation::Column::ConversationId.eq(conversation_id))
+            .exec(&txn)
+            .await?;
+    }
+    let row = reply::Entity::find()
+        .filter(reply::Column::ReplyId.eq(reply_id))
+        .one(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Replies of a shop after `cursor`, oldest first.
+pub async fn replies_after(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    conversation_id: Option<&str>,
+    cursor: i64,
+    limit: u64,
+) -> Result<Vec<reply::Model>, DbErr> {
+    let mut q = reply::Entity::find()
+        .filter(reply::Column::ShopId.eq(shop_id))
+        .filter(reply::Column::Cursor.gt(cursor));
+    if let Some(c) = conversation_id {
+        q = q.filter(reply::Column::ConversationId.eq(c));
+    }
+    q.order_by_asc(reply::Column::Cursor).limit(limit).all(db).await
+}
+
+/// The first reply to a message, if any.
+pub async fn reply_for_message(db: &DatabaseConnection, message_id: &str) -> Result<Option<reply::Model>, DbErr> {
+    reply::Entity::find()
+        .filter(reply::Column::MessageId.eq(message_id))
+        .order_by_asc(reply::Column::Cursor)
+        .one(db)
+        .await
+}

@@ -1,0 +1,264 @@
+//! Harness for end-to-end tests: runs every Kefu service as its own process (the binaries
+//! `cargo build --workspace --bins` produced), against the test broker
+//! (`KEFU_TEST_BROKERS`, default `127.0.0.1:19092`) and PostgreSQL (`KEFU_TEST_PG`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). Each mesh gets its own topic prefix, consumer
+//! groups, SQLite files and PostgreSQL database, so tests run side by side on one broker.
+#![forbid(unsafe_code)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use kefu_proto::session::v1::session_router_service_client::SessionRouterServiceClient;
+use sea_orm::ConnectionTrait;
+use tokio::process::{Child, Command};
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// Every service binary of the mesh.
+pub const SERVICES: &[&str] = &[
+    "session-router",
+    "translation",
+    "intent-classifier",
+    "assistant",
+    "ticket",
+    "order-sync",
+    "metrics",
+];
+
+pub const SHOP: &str = "e2e-shop";
+
+pub fn brokers() -> String {
+    std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+pub fn pg_url() -> String {
+    std::env::var("KEFU_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Directory holding the workspace's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test> -> target/debug
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    assert!(
+        dir.join("kefu-session-router").exists(),
+        "service binaries missing in {}: run `cargo build --workspace --bins` first (make test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A fresh PostgreSQL database; returns its URL.
+pub async fn fresh_pg_database(tag: &str) -> String {
+    let admin = kefu_runtime::db::connect(&pg_url())
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
+    let name = format!("kefu_{tag}_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let base = pg_url();
+    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+    format!("{root}/{name}")
+}
+
+struct Proc {
+    child: Child,
+    grpc_port: u16,
+}
+
+/// A running mesh.
+pub struct Mesh {
+    pub prefix: String,
+    pub dir: PathBuf,
+    pub api_key: String,
+    pub http_port: u16,
+    session_db: String,
+    procs: HashMap<&'static str, Proc>,
+}
+
+impl Mesh {
+    /// Starts every service and waits until all report SERVING.
+    pub async fn start(tag: &str) -> Mesh {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("e2e-{tag}-{}.", &id[..8]);
+        let dir = std::env::temp_dir().join(format!("kefu-e2e-{tag}-{}", &id[..8]));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let session_db = fresh_pg_database(&tag.replace('-', "_")).await;
+        let mut mesh = Mesh {
+            prefix,
+            dir,
+            api_key: String::new(),
+            http_port: free_port(),
+            session_db,
+            procs: HashMap::new(),
+        };
+        for s in SERVICES {
+            mesh.spawn(s, free_port());
+        }
+        for s in SERVICES {
+            mesh.wait_serving(s).await;
+        }
+        mesh.api_key = std::fs::read_to_string(mesh.dir.join("api-key"))
+            .expect("seeded key")
+            .trim()
+            .to_owned();
+        mesh
+    }
+
+    fn spawn(&mut self, service: &'static str, grpc_port: u16) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{service}.log")))
+            .expect("log file");
+        let mut cmd = Command::new(bin_dir().join(format!("kefu-{service}")));
+        cmd.env("KEFU_KAFKA_BROKERS", brokers())
+            .env("KEFU_TOPIC_PREFIX", &self.prefix)
+            .env("KEFU_TOPIC_PARTITIONS", "2")
+            .env("KEFU_KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .env("KEFU_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("KEFU_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RUST_LOG", "info")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .kill_on_drop(true);
+        match service {
+            "session-router" => {
+                cmd.env("KEFU_DATABASE_URL", &self.session_db)
+                    .env("KEFU_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
+                    .env("KEFU_SEED_SHOP", SHOP)
+                    .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"));
+            }
+            "assistant" => {
+                let port = self.procs.get("order-sync").map(|p| p.grpc_port).unwrap_or(1);
+                cmd.env("KEFU_ORDER_SYNC_URL", format!("http://127.0.0.1:{port}"));
+            }
+            s => {
+                cmd.env(
+                    "KEFU_DATABASE_URL",
+                    format!("sqlite://{}", self.dir.join(format!("{s}.db")).display()),
+                );
+            }
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning kefu-{service}: {e}"));
+        self.procs.insert(service, Proc { child, grpc_port });
+    }
+
+    async fn wait_serving(&self, service: &str) {
+        let port = self.procs[service].grpc_port;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = async {
+                let ch = Channel::from_shared(format!("http://127.0.0.1:{port}"))?
+                    .connect()
+                    .await?;
+                let r = HealthClient::new(ch)
+                    .check(HealthCheckRequest { service: String::new() })
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error>>(r.into_inner().status == ServingStatus::Serving as i32)
+            }
+            .await
+            .unwrap_or(false);
+            if ok {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{service} not SERVING within 60s\n{}", self.log_tail(service));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The last lines of a service's log (for failure messages).
+    pub fn log_tail(&self, service: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("--- {service} log ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
+    }
+
+    /// All logs' tails.
+    pub fn logs(&self) -> String {
+        SERVICES.iter().map(|s| self.log_tail(s)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGKILL a service (no graceful shutdown).
+    pub async fn kill(&mut self, service: &str) {
+        let p = self.procs.get_mut(service).expect("service");
+        p.child.kill().await.expect("kill");
+    }
+
+    /// Restarts a killed service on the same port and waits for SERVING.
+    pub async fn restart(&mut self, service: &'static str) {
+        let port = self.procs[service].grpc_port;
+        self.spawn(service, port);
+        self.wait_serving(service).await;
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(&mut self, service: &str) -> std::process::ExitStatus {
+        let p = self.procs.get_mut(service).expect("service");
+        let pid = p.child.id().expect("running");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        tokio::time::timeout(Duration::from_secs(30), p.child.wait())
+            .await
+            .expect("exits within 30s")
+            .expect("wait")
+    }
+
+    pub fn grpc_url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.procs[service].grpc_port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub async fn session_client(&self) -> SessionRouterServiceClient<Channel> {
+        let ch = Channel::from_shared(self.grpc_url("session-router"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect session-router");
+        SessionRouterServiceClient::new(ch)
+    }
+
+    /// A request carrying this mesh's API key.
+    pub fn authed<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        r.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {}", self.api_key)).expect("header"),
+        );
+        r
+    }
+
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{base}", self.prefix)
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for p in self.procs.values_mut() {
+            let _ = p.child.start_kill();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
