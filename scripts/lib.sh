@@ -25,18 +25,22 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exec 3>&- ; }
 # start_broker PORT DIR: starts tansu on 127.0.0.1:PORT with SQLite storage in DIR unless
 # something already listens there.
 start_broker() {
-  local port=$1 dir=$2
+  local port=$1 dir
+  dir=$(mkdir -p "$2" && cd "$2" && pwd)
   if port_open "$port"; then
     log "broker already listening on 127.0.0.1:$port"
     return
   fi
-  mkdir -p "$dir"
   log "starting tansu on 127.0.0.1:$port (storage $dir/tansu.db)"
-  (cd "$dir" && setsid nohup tansu broker \
+  # Own process group (set -m): Ctrl-C in a terminal does not reach the broker directly, so
+  # services can still commit offsets while they drain.
+  set -m
+  (cd "$dir" && exec nohup tansu broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "sqlite://tansu.db" >>"$dir/broker.log" 2>&1 </dev/null &
-    echo $! >"$dir/broker.pid")
+      --storage-engine "sqlite://tansu.db" >>"$dir/broker.log" 2>&1 </dev/null) &
+  echo $! >"$dir/broker.pid"
+  set +m
   for _ in $(seq 1 100); do
     port_open "$port" && return
     sleep 0.1

@@ -28,7 +28,8 @@ stop() {
   fi
   log "stopped; data kept in $STATE/"
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 if port_open "$BROKER_PORT" && [ ! -f "$STATE/broker/broker.pid" ]; then
   echo "something else listens on 127.0.0.1:$BROKER_PORT; set KEFU_BROKER_PORT" >&2
@@ -39,8 +40,12 @@ start_broker "$BROKER_PORT" "$STATE/broker"
 
 start() {
   local name=$1; shift
-  env "$@" "$BIN/kefu-$name" >>"$STATE/logs/$name.log" 2>&1 &
+  # Each service in its own process group: Ctrl-C reaches only this script, which then
+  # stops the services in order with SIGTERM (graceful drain) before the broker.
+  set -m
+  env "$@" "$BIN/kefu-$name" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
   pids+=($!)
+  set +m
 }
 start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db"
 start translation

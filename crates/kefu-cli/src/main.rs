@@ -17,7 +17,9 @@ use kefu_runtime::kafka::{self, KafkaConfig};
 use tokio::io::AsyncBufReadExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 #[derive(Parser)]
 #[command(name = "kefu", version, about = "Kefu command line")]
@@ -97,8 +99,12 @@ impl Customer {
         if let Some(k) = &self.api_key {
             return Ok(k.clone());
         }
-        let k = std::fs::read_to_string(&self.api_key_file)
-            .with_context(|| format!("reading API key from {} (run `make run` first, or pass --api-key)", self.api_key_file.display()))?;
+        let k = std::fs::read_to_string(&self.api_key_file).with_context(|| {
+            format!(
+                "reading API key from {} (run `make run` first, or pass --api-key)",
+                self.api_key_file.display()
+            )
+        })?;
         Ok(k.trim().to_owned())
     }
 
@@ -113,8 +119,10 @@ impl Customer {
 
     fn request<T>(&self, key: &str, msg: T) -> anyhow::Result<Request<T>> {
         let mut r = Request::new(msg);
-        r.metadata_mut()
-            .insert("authorization", MetadataValue::try_from(format!("Bearer {key}"))?);
+        r.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {key}"))?,
+        );
         Ok(r)
     }
 
@@ -176,7 +184,10 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
     let mut pending: HashSet<String> = HashSet::new();
     let mut subscribed = false;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    println!("Chatting with shop '{}' as {}:{} — type a message, Ctrl-D to quit.", c.shop, c.channel, c.user);
+    println!(
+        "Chatting with shop '{}' as {}:{} — type a message, Ctrl-D to quit.",
+        c.shop, c.channel, c.user
+    );
     loop {
         tokio::select! {
             line = lines.next_line() => {
@@ -231,14 +242,19 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
 async fn send_one(c: Customer, text: String, id: Option<String>, wait: u64) -> anyhow::Result<()> {
     let key = c.key()?;
     let mut client = c.client().await?;
-    let (message_id, conversation_id) = c.send(&mut client, &key, &text, id.unwrap_or_else(random_id)).await?;
+    let (message_id, conversation_id) = c
+        .send(&mut client, &key, &text, id.unwrap_or_else(random_id))
+        .await?;
     println!("sent {message_id} (conversation {conversation_id})");
     let mut stream = client
-        .subscribe(c.request(&key, SubscribeRequest {
-            shop_id: c.shop.clone(),
-            conversation_id,
-            after_cursor: 0,
-        })?)
+        .subscribe(c.request(
+            &key,
+            SubscribeRequest {
+                shop_id: c.shop.clone(),
+                conversation_id,
+                after_cursor: 0,
+            },
+        )?)
         .await?
         .into_inner();
     let found = tokio::time::timeout(Duration::from_secs(wait), async {
@@ -265,7 +281,11 @@ async fn send_one(c: Customer, text: String, id: Option<String>, wait: u64) -> a
 async fn health(addrs: Vec<String>, wait: u64) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     for addr in addrs {
-        let url = if addr.contains("://") { addr.clone() } else { format!("http://{addr}") };
+        let url = if addr.contains("://") {
+            addr.clone()
+        } else {
+            format!("http://{addr}")
+        };
         loop {
             let ok = async {
                 let ch = Channel::from_shared(url.clone())?
@@ -273,7 +293,9 @@ async fn health(addrs: Vec<String>, wait: u64) -> anyhow::Result<()> {
                     .connect()
                     .await?;
                 let r = HealthClient::new(ch)
-                    .check(HealthCheckRequest { service: String::new() })
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
                     .await?;
                 Ok::<_, anyhow::Error>(r.into_inner().status == ServingStatus::Serving as i32)
             }
@@ -297,19 +319,29 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Chat(c) => chat(c).await,
-        Command::Send { customer, text, message_id, wait_secs } => send_one(customer, text, message_id, wait_secs).await,
+        Command::Send {
+            customer,
+            text,
+            message_id,
+            wait_secs,
+        } => send_one(customer, text, message_id, wait_secs).await,
         Command::Health { addrs, wait_secs } => health(addrs, wait_secs).await,
-        Command::Topics { command: TopicsCommand::Create { brokers, prefix, partitions } } => {
-            kafka::ensure_topics(&KafkaConfig {
-                brokers,
-                prefix,
-                partitions,
-                session_timeout_ms: 10_000,
-                max_attempts: 1,
-            })
-            .await
-            .map(|()| println!("topics ready"))
-        }
+        Command::Topics {
+            command:
+                TopicsCommand::Create {
+                    brokers,
+                    prefix,
+                    partitions,
+                },
+        } => kafka::ensure_topics(&KafkaConfig {
+            brokers,
+            prefix,
+            partitions,
+            session_timeout_ms: 10_000,
+            max_attempts: 1,
+        })
+        .await
+        .map(|()| println!("topics ready")),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

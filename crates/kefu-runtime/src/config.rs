@@ -97,8 +97,7 @@ fn parse_prefix(s: &str) -> Result<String, String> {
     if s.len() > 64 {
         return Err("at most 64 characters".into());
     }
-    if s
-        .chars()
+    if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
         Ok(s.to_owned())

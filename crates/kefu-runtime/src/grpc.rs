@@ -162,10 +162,7 @@ pub async fn serve(
     tracing::info!(%addr, "gRPC server listening");
     Server::builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tokio_stream_wrap(listener),
-            shutdown.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(tokio_stream_wrap(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
 }

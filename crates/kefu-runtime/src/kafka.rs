@@ -128,7 +128,12 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = cfg.client().create()?;
     let names: Vec<String> = topics::ALL
         .iter()
-        .flat_map(|t| [cfg.topic(t), format!("{}{}", cfg.topic(t), topics::DLQ_SUFFIX)])
+        .flat_map(|t| {
+            [
+                cfg.topic(t),
+                format!("{}{}", cfg.topic(t), topics::DLQ_SUFFIX),
+            ]
+        })
         .collect();
     let new: Vec<NewTopic<'_>> = names
         .iter()
@@ -217,7 +222,10 @@ impl Producer {
             .into_iter()
             .map(|(k, v)| (k, v.into_bytes()))
             .collect();
-        let type_name = std::any::type_name::<M>().rsplit("::").next().unwrap_or_default();
+        let type_name = std::any::type_name::<M>()
+            .rsplit("::")
+            .next()
+            .unwrap_or_default();
         hs.push((headers::EVENT_TYPE.into(), type_name.as_bytes().to_vec()));
         self.send_raw(topic, Some(key), &event.encode_to_vec(), &hs)
             .await
@@ -338,6 +346,8 @@ pub async fn run_consumer(
             (cfg.session_timeout_ms / 4).max(250).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
+        // tansu answers an empty fetch only when this expires, so it bounds per-hop latency.
+        .set("fetch.wait.max.ms", "100")
         .create()?;
     let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
@@ -361,9 +371,7 @@ pub async fn run_consumer(
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
             offset: msg.offset(),
-            key: msg
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             payload: msg.payload().unwrap_or_default().to_vec(),
             headers: msg
                 .headers()
@@ -381,9 +389,11 @@ pub async fn run_consumer(
             offset = delivery.offset
         );
         telemetry::set_parent_from(&span, &delivery.trace_headers());
-        let done = process(&cfg, &group, &delivery, &*handler, &producer, &metrics, &shutdown)
-            .instrument(span)
-            .await;
+        let done = process(
+            &cfg, &group, &delivery, &*handler, &producer, &metrics, &shutdown,
+        )
+        .instrument(span)
+        .await;
         if !done {
             // Shutting down in the middle of retries: leave the offset unstored so the event is
             // delivered again after restart.
@@ -478,11 +488,23 @@ async fn dead_letter(
     let error_text: String = err.to_string().chars().take(2000).collect();
     hs.extend([
         (headers::DLQ_TOPIC.into(), d.topic.clone().into_bytes()),
-        (headers::DLQ_PARTITION.into(), d.partition.to_string().into_bytes()),
-        (headers::DLQ_OFFSET.into(), d.offset.to_string().into_bytes()),
+        (
+            headers::DLQ_PARTITION.into(),
+            d.partition.to_string().into_bytes(),
+        ),
+        (
+            headers::DLQ_OFFSET.into(),
+            d.offset.to_string().into_bytes(),
+        ),
         (headers::DLQ_ERROR.into(), error_text.clone().into_bytes()),
-        (headers::DLQ_ERROR_KIND.into(), err.kind().as_bytes().to_vec()),
-        (headers::DLQ_ATTEMPTS.into(), attempts.to_string().into_bytes()),
+        (
+            headers::DLQ_ERROR_KIND.into(),
+            err.kind().as_bytes().to_vec(),
+        ),
+        (
+            headers::DLQ_ATTEMPTS.into(),
+            attempts.to_string().into_bytes(),
+        ),
         (headers::DLQ_GROUP.into(), group.as_bytes().to_vec()),
         (
             headers::DLQ_FAILED_AT.into(),
@@ -535,7 +557,10 @@ mod tests {
             session_timeout_ms: 6000,
             max_attempts: 3,
         };
-        assert_eq!(cfg.topic(topics::INBOUND), "t1.kefu.conversation.inbound.v1");
+        assert_eq!(
+            cfg.topic(topics::INBOUND),
+            "t1.kefu.conversation.inbound.v1"
+        );
         assert_eq!(cfg.group("ticket"), "t1.kefu-ticket");
     }
 }

@@ -151,7 +151,10 @@ mod tests {
             .get_or_create(&TopicLabels { topic: "t".into() })
             .inc();
         let text = m.render();
-        assert!(text.contains("kefu_events_produced_total{topic=\"t\"} 1"), "{text}");
+        assert!(
+            text.contains("kefu_events_produced_total{topic=\"t\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("service=\"unit\""), "{text}");
     }
 }

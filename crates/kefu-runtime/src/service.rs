@@ -79,8 +79,10 @@ impl Service {
         let shutdown = self.lifecycle.shutdown.clone();
         self.lifecycle
             .spawn("grpc", grpc::serve(grpc_addr, routes, shutdown.clone()));
-        self.lifecycle
-            .spawn("metrics", self.metrics.clone().serve(metrics_addr, shutdown));
+        self.lifecycle.spawn(
+            "metrics",
+            self.metrics.clone().serve(metrics_addr, shutdown),
+        );
         health.set(true).await;
         tracing::info!(service = self.name, %grpc_addr, %metrics_addr, "serving");
         let code = self.lifecycle.run(Some(health)).await;

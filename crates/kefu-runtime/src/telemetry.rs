@@ -48,7 +48,10 @@ pub fn init(service: &'static str, format: LogFormat) -> TelemetryGuard {
         .with_resource(Resource::builder().with_service_name(service).build());
     let mut export_error = None;
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => export_error = Some(e.to_string()),
         }

@@ -40,7 +40,11 @@ pub struct Args {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// order-sync gRPC endpoint used to answer order questions.
-    #[arg(long, env = "KEFU_ORDER_SYNC_URL", default_value = "http://127.0.0.1:50056")]
+    #[arg(
+        long,
+        env = "KEFU_ORDER_SYNC_URL",
+        default_value = "http://127.0.0.1:50056"
+    )]
     pub order_sync_url: String,
 }
 
@@ -140,7 +144,10 @@ pub struct Api;
 
 #[tonic::async_trait]
 impl AssistantService for Api {
-    async fn answer(&self, req: Request<AnswerRequest>) -> Result<Response<AnswerResponse>, Status> {
+    async fn answer(
+        &self,
+        req: Request<AnswerRequest>,
+    ) -> Result<Response<AnswerResponse>, Status> {
         let req = req.into_inner();
         let mut v = Violations::new();
         v.ident("shop_id", &req.shop_id, 64);

@@ -122,6 +122,9 @@ mod tests {
             ..Default::default()
         };
         let a = answer("order_status", "en", Some(&o));
-        assert_eq!(a.text, "Your order 123456789 is shipped; SF tracking number SF1234567890.");
+        assert_eq!(
+            a.text,
+            "Your order 123456789 is shipped; SF tracking number SF1234567890."
+        );
     }
 }

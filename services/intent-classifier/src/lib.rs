@@ -18,7 +18,9 @@ use kefu_proto::{
     events::v1::{self as ev, MessageEvent},
     intent::v1::{
         ClassifyRequest, ClassifyResponse, Entity,
-        intent_classifier_service_server::{IntentClassifierService, IntentClassifierServiceServer},
+        intent_classifier_service_server::{
+            IntentClassifierService, IntentClassifierServiceServer,
+        },
     },
 };
 use kefu_runtime::{
@@ -36,7 +38,11 @@ pub const SERVICE: &str = "intent-classifier";
 
 /// `kefu-intent-classifier` configuration.
 #[derive(Debug, Parser)]
-#[command(name = "kefu-intent-classifier", version, about = "Kefu intent classifier")]
+#[command(
+    name = "kefu-intent-classifier",
+    version,
+    about = "Kefu intent classifier"
+)]
 pub struct Args {
     #[command(flatten)]
     pub listen: ListenArgs,

@@ -31,8 +31,8 @@ use kefu_runtime::{
 };
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use tonic::{Request, Response, Status, service::Routes};
@@ -96,7 +96,11 @@ pub struct Counting {
 #[async_trait]
 impl Handler for Counting {
     async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
-        let topic = d.topic.strip_prefix(&self.prefix).unwrap_or(&d.topic).to_owned();
+        let topic = d
+            .topic
+            .strip_prefix(&self.prefix)
+            .unwrap_or(&d.topic)
+            .to_owned();
         // Undecodable events are counted too (under shop ""), never dead-lettered here:
         // metrics only observes.
         let shop_id = <MetaOnly as prost::Message>::decode(d.payload.as_slice())

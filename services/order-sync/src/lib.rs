@@ -54,7 +54,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
     let routes = Routes::new(
-        OrderSyncServiceServer::new(Api { db }).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+        OrderSyncServiceServer::new(Api { db })
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
     );
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
@@ -108,7 +109,10 @@ impl OrderSyncService for Api {
         v.ident("order.shop_id", &o.shop_id, 64);
         v.ident("order.order_id", &o.order_id, 64);
         if !STATUSES.contains(&o.status.as_str()) {
-            v.add("order.status", format!("must be one of {}", STATUSES.join(", ")));
+            v.add(
+                "order.status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            );
         }
         if o.total_minor < 0 {
             v.add("order.total_minor", "must not be negative");

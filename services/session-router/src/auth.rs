@@ -39,7 +39,11 @@ pub async fn upsert_shop(db: &DatabaseConnection, shop_id: &str, key: &str) -> a
 
 /// Seeds `shop_id` with the key in `key_file`, generating the key (and the file, mode 0600)
 /// on first use. A second run reuses the file, so the key stays valid.
-pub async fn seed_shop(db: &DatabaseConnection, shop_id: &str, key_file: &Path) -> anyhow::Result<String> {
+pub async fn seed_shop(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    key_file: &Path,
+) -> anyhow::Result<String> {
     let key = match std::fs::read_to_string(key_file) {
         Ok(k) if !k.trim().is_empty() => k.trim().to_owned(),
         _ => {

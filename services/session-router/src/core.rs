@@ -57,8 +57,18 @@ impl NewMessage {
         {
             v.add("channel", "must be 1-32 characters of a-z, 0-9, _ and -");
         }
-        v.text("channel_user_id", &self.channel_user_id, MAX_ID_CHARS, 4 * MAX_ID_CHARS);
-        v.text("channel_message_id", &self.channel_message_id, MAX_ID_CHARS, 4 * MAX_ID_CHARS);
+        v.text(
+            "channel_user_id",
+            &self.channel_user_id,
+            MAX_ID_CHARS,
+            4 * MAX_ID_CHARS,
+        );
+        v.text(
+            "channel_message_id",
+            &self.channel_message_id,
+            MAX_ID_CHARS,
+            4 * MAX_ID_CHARS,
+        );
         v.text("text", &self.text, MAX_TEXT_CHARS, MAX_TEXT_BYTES);
     }
 }

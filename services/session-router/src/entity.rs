@@ -160,7 +160,12 @@ pub mod migration {
     async fn create<E: EntityTrait>(manager: &SchemaManager<'_>, e: E) -> Result<(), DbErr> {
         let schema = Schema::new(manager.get_database_backend());
         manager
-            .create_table(schema.create_table_from_entity(e).if_not_exists().to_owned())
+            .create_table(
+                schema
+                    .create_table_from_entity(e)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 

@@ -71,8 +71,8 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     let bytes = to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| body_error(format!("must be at most {MAX_BODY_BYTES} bytes")))?;
-    let b: MessageBody = serde_json::from_slice(&bytes)
-        .map_err(|e| body_error(format!("invalid JSON: {e}")))?;
+    let b: MessageBody =
+        serde_json::from_slice(&bytes).map_err(|e| body_error(format!("invalid JSON: {e}")))?;
     let mut extra = Violations::new();
     let wait_ms = b.wait_ms.unwrap_or(0);
     if wait_ms > MAX_WAIT_MS {
@@ -128,7 +128,11 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     Ok((status, Json(body)).into_response())
 }
 
-pub async fn serve(addr: SocketAddr, state: Shared, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding HTTP address {addr}: {e}"))?;

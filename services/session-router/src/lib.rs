@@ -71,7 +71,8 @@ fn parse_unit(s: &str) -> Result<f32, String> {
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50051, 9181);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
-    let db = db::connect_and_migrate::<entity::migration::Migrator>(&args.db.url_or(SERVICE)).await?;
+    let db =
+        db::connect_and_migrate::<entity::migration::Migrator>(&args.db.url_or(SERVICE)).await?;
     if let (Some(shop), Some(file)) = (&args.seed_shop, &args.seed_api_key_file) {
         let mut v = kefu_runtime::validate::Violations::new();
         v.ident("seed_shop", shop, 64);
@@ -99,7 +100,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             },
         }),
     );
-    svc.lifecycle.spawn("outbox-relay", core::outbox_relay(state.clone()));
+    svc.lifecycle
+        .spawn("outbox-relay", core::outbox_relay(state.clone()));
     svc.lifecycle.spawn(
         "http",
         http::serve(args.http_addr, state.clone(), state.shutdown.clone()),

@@ -33,11 +33,13 @@ impl Consumers {
             .map_err(HandleError::Undecodable)?
             .clone();
         let db = &self.state.db;
-        let stored = store::message(db, &meta.message_id).await?.ok_or_else(|| {
-            HandleError::Rejected(format!("unknown message {}", meta.message_id))
-        })?;
+        let stored = store::message(db, &meta.message_id)
+            .await?
+            .ok_or_else(|| HandleError::Rejected(format!("unknown message {}", meta.message_id)))?;
         if stored.shop_id != meta.shop_id {
-            return Err(HandleError::Rejected("shop_id does not match the message".into()));
+            return Err(HandleError::Rejected(
+                "shop_id does not match the message".into(),
+            ));
         }
         let conv = store::conversation(db, &stored.conversation_id).await?;
         let intent = msg
@@ -46,9 +48,17 @@ impl Consumers {
             .map(|c| c.intent.clone())
             .unwrap_or_else(|| "other".into());
         let stored = if stored.route.is_empty() {
-            let decision = self.policy.decide(msg.classification.as_ref(), conv.as_ref());
-            store::decide_route(db, &meta.message_id, decision.route.as_str(), decision.reason, &intent)
-                .await?
+            let decision = self
+                .policy
+                .decide(msg.classification.as_ref(), conv.as_ref());
+            store::decide_route(
+                db,
+                &meta.message_id,
+                decision.route.as_str(),
+                decision.reason,
+                &intent,
+            )
+            .await?
         } else {
             stored
         };
@@ -83,7 +93,9 @@ impl Consumers {
     async fn deliver(&self, r: ReplyEvent) -> Result<Handled, HandleError> {
         let meta = event::check_meta(r.meta.as_ref()).map_err(HandleError::Undecodable)?;
         if r.reply_id.is_empty() || meta.message_id.is_empty() {
-            return Err(HandleError::Rejected("reply_id and meta.message_id are required".into()));
+            return Err(HandleError::Rejected(
+                "reply_id and meta.message_id are required".into(),
+            ));
         }
         let source = match ReplySource::try_from(r.source).unwrap_or(ReplySource::Unspecified) {
             ReplySource::Bot => "bot",

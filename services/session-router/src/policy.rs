@@ -33,7 +33,11 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn decide(&self, c: Option<&Classification>, conv: Option<&conversation::Model>) -> Decision {
+    pub fn decide(
+        &self,
+        c: Option<&Classification>,
+        conv: Option<&conversation::Model>,
+    ) -> Decision {
         let human = |reason| Decision {
             route: RouteTo::Human,
             reason,
@@ -71,10 +75,21 @@ mod tests {
 
     #[test]
     fn routes_by_rules() {
-        let p = Policy { min_confidence: 0.5 };
-        assert_eq!(p.decide(Some(&c("logistics", 0.9)), None).route, RouteTo::Bot);
-        assert_eq!(p.decide(Some(&c("logistics", 0.3)), None).reason, "low confidence");
-        assert_eq!(p.decide(Some(&c("human_agent", 0.9)), None).route, RouteTo::Human);
+        let p = Policy {
+            min_confidence: 0.5,
+        };
+        assert_eq!(
+            p.decide(Some(&c("logistics", 0.9)), None).route,
+            RouteTo::Bot
+        );
+        assert_eq!(
+            p.decide(Some(&c("logistics", 0.3)), None).reason,
+            "low confidence"
+        );
+        assert_eq!(
+            p.decide(Some(&c("human_agent", 0.9)), None).route,
+            RouteTo::Human
+        );
         assert_eq!(p.decide(None, None).route, RouteTo::Human);
         let conv = conversation::Model {
             conversation_id: "c".into(),
@@ -85,6 +100,9 @@ mod tests {
             created_at: chrono::Utc::now(),
             last_message_at: chrono::Utc::now(),
         };
-        assert_eq!(p.decide(Some(&c("logistics", 0.9)), Some(&conv)).reason, "ticket open");
+        assert_eq!(
+            p.decide(Some(&c("logistics", 0.9)), Some(&conv)).reason,
+            "ticket open"
+        );
     }
 }

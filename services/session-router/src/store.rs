@@ -137,7 +137,10 @@ pub async fn accept(
         intent: String::new(),
     };
     let active: message::ActiveModel = model.clone().into();
-    match message::Entity::insert(active).exec_without_returning(db).await {
+    match message::Entity::insert(active)
+        .exec_without_returning(db)
+        .await
+    {
         Ok(_) => {}
         Err(e) if db::is_unique_violation(&e) => {
             // A concurrent Send with the same key won the race.
@@ -167,7 +170,10 @@ pub async fn accept(
 
 pub async fn mark_published(db: &DatabaseConnection, message_id: &str) -> Result<(), DbErr> {
     message::Entity::update_many()
-        .col_expr(message::Column::Published, sea_orm::sea_query::Expr::value(true))
+        .col_expr(
+            message::Column::Published,
+            sea_orm::sea_query::Expr::value(true),
+        )
         .filter(message::Column::MessageId.eq(message_id))
         .exec(db)
         .await?;
@@ -189,8 +195,13 @@ pub async fn unpublished(
         .await
 }
 
-pub async fn message(db: &DatabaseConnection, message_id: &str) -> Result<Option<message::Model>, DbErr> {
-    message::Entity::find_by_id(message_id.to_owned()).one(db).await
+pub async fn message(
+    db: &DatabaseConnection,
+    message_id: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(message_id.to_owned())
+        .one(db)
+        .await
 }
 
 pub async fn conversation(
@@ -213,9 +224,18 @@ pub async fn decide_route(
 ) -> Result<message::Model, DbErr> {
     let txn = db.begin().await?;
     let res = message::Entity::update_many()
-        .col_expr(message::Column::Route, sea_orm::sea_query::Expr::value(route))
-        .col_expr(message::Column::RouteReason, sea_orm::sea_query::Expr::value(reason))
-        .col_expr(message::Column::Intent, sea_orm::sea_query::Expr::value(intent))
+        .col_expr(
+            message::Column::Route,
+            sea_orm::sea_query::Expr::value(route),
+        )
+        .col_expr(
+            message::Column::RouteReason,
+            sea_orm::sea_query::Expr::value(reason),
+        )
+        .col_expr(
+            message::Column::Intent,
+            sea_orm::sea_query::Expr::value(intent),
+        )
         .filter(message::Column::MessageId.eq(message_id))
         .filter(message::Column::Route.eq(""))
         .exec(&txn)
@@ -231,7 +251,11 @@ pub async fn decide_route(
     Ok(m)
 }
 
-async fn remember_intent<C: ConnectionTrait>(db: &C, conversation_id: &str, intent: &str) -> Result<(), DbErr> {
+async fn remember_intent<C: ConnectionTrait>(
+    db: &C,
+    conversation_id: &str,
+    intent: &str,
+) -> Result<(), DbErr> {
     let Some(c) = conversation::Entity::find_by_id(conversation_id.to_owned())
         .one(db)
         .await?
@@ -253,7 +277,10 @@ async fn remember_intent<C: ConnectionTrait>(db: &C, conversation_id: &str, inte
 }
 
 /// Stores a reply once (unique on reply_id). Returns the stored row and whether it was new.
-pub async fn store_reply(db: &DatabaseConnection, r: reply::ActiveModel) -> Result<Option<reply::Model>, DbErr> {
+pub async fn store_reply(
+    db: &DatabaseConnection,
+    r: reply::ActiveModel,
+) -> Result<Option<reply::Model>, DbErr> {
     let reply_id = match &r.reply_id {
         Set(id) => id.clone(),
         _ => return Err(DbErr::Custom("reply_id required".into())),
@@ -268,7 +295,11 @@ pub async fn store_reply(db: &DatabaseConnection, r: reply::ActiveModel) -> Resu
     };
     let txn = db.begin().await?;
     let inserted = reply::Entity::insert(r)
-        .on_conflict(OnConflict::column(reply::Column::ReplyId).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::column(reply::Column::ReplyId)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&txn)
         .await?;
     if inserted == 0 {
@@ -307,11 +338,17 @@ pub async fn replies_after(
     if let Some(c) = conversation_id {
         q = q.filter(reply::Column::ConversationId.eq(c));
     }
-    q.order_by_asc(reply::Column::Cursor).limit(limit).all(db).await
+    q.order_by_asc(reply::Column::Cursor)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// The first reply to a message, if any.
-pub async fn reply_for_message(db: &DatabaseConnection, message_id: &str) -> Result<Option<reply::Model>, DbErr> {
+pub async fn reply_for_message(
+    db: &DatabaseConnection,
+    message_id: &str,
+) -> Result<Option<reply::Model>, DbErr> {
     reply::Entity::find()
         .filter(reply::Column::MessageId.eq(message_id))
         .order_by_asc(reply::Column::Cursor)

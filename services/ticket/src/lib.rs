@@ -29,7 +29,10 @@ use kefu_runtime::{
     kafka::{Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, topics},
     validate::Violations,
 };
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, ColumnTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use tonic::{Request, Response, Status, service::Routes};
 
 pub const SERVICE: &str = "ticket";
@@ -127,7 +130,10 @@ impl Handler for Escalations {
         let (t, new) = self.open(&msg).await?;
         let zh = msg.language == "zh";
         let text = if zh {
-            format!("已为您转接人工客服（工单 {}），客服会尽快回复您。", t.ticket_id)
+            format!(
+                "已为您转接人工客服（工单 {}），客服会尽快回复您。",
+                t.ticket_id
+            )
         } else {
             format!(
                 "I've passed this to a human agent (ticket {}). They will reply here shortly.",
@@ -156,7 +162,11 @@ impl Handler for Escalations {
                 &reply,
             )
             .await?;
-        Ok(if new { Handled::Done } else { Handled::Duplicate })
+        Ok(if new {
+            Handled::Done
+        } else {
+            Handled::Duplicate
+        })
     }
 }
 
@@ -214,7 +224,11 @@ impl TicketService for Api {
             v.add("page_size", "must be between 0 and 100");
         }
         v.into_result().map_err(ApiError::from)?;
-        let limit = if req.page_size == 0 { 20 } else { req.page_size as u64 };
+        let limit = if req.page_size == 0 {
+            20
+        } else {
+            req.page_size as u64
+        };
         let tickets = ticket::Entity::find()
             .filter(ticket::Column::ShopId.eq(req.shop_id))
             .order_by_desc(ticket::Column::CreatedAt)

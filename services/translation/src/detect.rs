@@ -36,7 +36,10 @@ pub fn detect(text: &str) -> Detected {
         Some(Script::Hangul) => Some("ko"),
         Some(Script::Thai) => Some("th"),
         Some(Script::Arabic) => Some("ar"),
-        Some(Script::Cyrillic) => info.as_ref().and_then(|i| iso639_1(i.lang())).or(Some("ru")),
+        Some(Script::Cyrillic) => info
+            .as_ref()
+            .and_then(|i| iso639_1(i.lang()))
+            .or(Some("ru")),
         Some(Script::Latin) => info
             .as_ref()
             .filter(|i| i.confidence() >= 0.3)
@@ -47,7 +50,11 @@ pub fn detect(text: &str) -> Detected {
     match by_script {
         Some(code) => Detected {
             language: code.into(),
-            confidence: info.as_ref().map(|i| i.confidence() as f32).unwrap_or(0.5).max(0.5),
+            confidence: info
+                .as_ref()
+                .map(|i| i.confidence() as f32)
+                .unwrap_or(0.5)
+                .max(0.5),
             reliable: false,
         },
         None => Detected {
@@ -99,8 +106,14 @@ mod tests {
     #[test]
     fn detects_common_languages() {
         assert_eq!(detect("我的订单什么时候发货？").language, "zh");
-        assert_eq!(detect("Where is my order? It has not arrived yet.").language, "en");
-        assert_eq!(detect("¿Dónde está mi pedido? Todavía no ha llegado a mi casa.").language, "es");
+        assert_eq!(
+            detect("Where is my order? It has not arrived yet.").language,
+            "en"
+        );
+        assert_eq!(
+            detect("¿Dónde está mi pedido? Todavía no ha llegado a mi casa.").language,
+            "es"
+        );
         assert_eq!(detect("注文した商品はいつ届きますか").language, "ja");
         assert_eq!(detect("주문한 상품이 언제 도착하나요").language, "ko");
         assert_eq!(detect("hello").language, "en");

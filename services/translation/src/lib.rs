@@ -88,7 +88,11 @@ impl Handler for Pipeline {
             ev.language = detected.language;
             ev.language_confidence = detected.confidence;
             ev.working_text = ev.text.clone();
-            let key = ev.meta.as_ref().map(|m| m.conversation_id.clone()).unwrap_or_default();
+            let key = ev
+                .meta
+                .as_ref()
+                .map(|m| m.conversation_id.clone())
+                .unwrap_or_default();
             self.producer
                 .send_event(&self.kafka.topic(topics::NORMALIZED), &key, &ev)
                 .await?;

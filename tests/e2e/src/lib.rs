@@ -16,7 +16,9 @@ use kefu_proto::session::v1::session_router_service_client::SessionRouterService
 use sea_orm::ConnectionTrait;
 use tokio::process::{Child, Command};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// Every service binary of the mesh.
 pub const SERVICES: &[&str] = &[
@@ -36,14 +38,19 @@ pub fn brokers() -> String {
 }
 
 pub fn pg_url() -> String {
-    std::env::var("KEFU_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("KEFU_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Directory holding the workspace's binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/debug/deps/<test> -> target/debug
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
     assert!(
         dir.join("kefu-session-router").exists(),
         "service binaries missing in {}: run `cargo build --workspace --bins` first (make test does)",
@@ -145,7 +152,11 @@ impl Mesh {
                     .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"));
             }
             "assistant" => {
-                let port = self.procs.get("order-sync").map(|p| p.grpc_port).unwrap_or(1);
+                let port = self
+                    .procs
+                    .get("order-sync")
+                    .map(|p| p.grpc_port)
+                    .unwrap_or(1);
                 cmd.env("KEFU_ORDER_SYNC_URL", format!("http://127.0.0.1:{port}"));
             }
             s => {
@@ -155,7 +166,9 @@ impl Mesh {
                 );
             }
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning kefu-{service}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning kefu-{service}: {e}"));
         self.procs.insert(service, Proc { child, grpc_port });
     }
 
@@ -168,9 +181,13 @@ impl Mesh {
                     .connect()
                     .await?;
                 let r = HealthClient::new(ch)
-                    .check(HealthCheckRequest { service: String::new() })
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
                     .await?;
-                Ok::<_, Box<dyn std::error::Error>>(r.into_inner().status == ServingStatus::Serving as i32)
+                Ok::<_, Box<dyn std::error::Error>>(
+                    r.into_inner().status == ServingStatus::Serving as i32,
+                )
             }
             .await
             .unwrap_or(false);
@@ -178,7 +195,10 @@ impl Mesh {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("{service} not SERVING within 60s\n{}", self.log_tail(service));
+                panic!(
+                    "{service} not SERVING within 60s\n{}",
+                    self.log_tail(service)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -186,14 +206,22 @@ impl Mesh {
 
     /// The last lines of a service's log (for failure messages).
     pub fn log_tail(&self, service: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("{service}.log"))).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        format!("--- {service} log ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
+        format!(
+            "--- {service} log ---\n{}",
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        )
     }
 
     /// All logs' tails.
     pub fn logs(&self) -> String {
-        SERVICES.iter().map(|s| self.log_tail(s)).collect::<Vec<_>>().join("\n")
+        SERVICES
+            .iter()
+            .map(|s| self.log_tail(s))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// SIGKILL a service (no graceful shutdown).
@@ -213,7 +241,10 @@ impl Mesh {
     pub async fn terminate(&mut self, service: &str) -> std::process::ExitStatus {
         let p = self.procs.get_mut(service).expect("service");
         let pid = p.child.id().expect("running");
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         tokio::time::timeout(Duration::from_secs(30), p.child.wait())
             .await
             .expect("exits within 30s")

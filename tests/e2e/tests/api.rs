@@ -26,7 +26,11 @@ async fn post(mesh: &Mesh, key: Option<&str>, body: String) -> (u16, Value) {
 fn fields(v: &Value) -> Vec<String> {
     v["error"]["details"]
         .as_array()
-        .map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -42,7 +46,13 @@ async fn http_waits_for_the_reply_and_is_idempotent() {
     assert_eq!(status, 200, "{first}\n{}", mesh.logs());
     assert_eq!(first["status"], "answered");
     assert_eq!(first["duplicate"], false);
-    assert!(first["reply"]["text"].as_str().unwrap_or_default().contains("Hello"), "{first}");
+    assert!(
+        first["reply"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello"),
+        "{first}"
+    );
 
     let (status, again) = post(&mesh, Some(&mesh.api_key), body).await;
     assert_eq!(status, 200, "{again}");
@@ -63,7 +73,12 @@ async fn http_waits_for_the_reply_and_is_idempotent() {
         .expect("subscribe")
         .into_inner();
     let mut n = 0;
-    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(1500), tokio_stream::StreamExt::next(&mut stream)).await {
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(
+        Duration::from_millis(1500),
+        tokio_stream::StreamExt::next(&mut stream),
+    )
+    .await
+    {
         n += 1;
     }
     assert_eq!(n, 1, "one message, one reply");
@@ -84,9 +99,7 @@ async fn http_waits_for_the_reply_and_is_idempotent() {
 async fn bad_requests_get_clear_errors() {
     let mesh = Mesh::start("errors").await;
     let key = mesh.api_key.clone();
-    let ok = |text: &str| {
-        json!({"shop_id": SHOP, "channel": "web", "channel_user_id": "u", "channel_message_id": "x", "text": text})
-    };
+    let ok = |text: &str| json!({"shop_id": SHOP, "channel": "web", "channel_user_id": "u", "channel_message_id": "x", "text": text});
 
     let (s, v) = post(&mesh, Some(&key), ok("").to_string()).await;
     assert_eq!((s, fields(&v)), (400, vec!["text".to_string()]), "{v}");
@@ -129,27 +142,68 @@ async fn bad_requests_get_clear_errors() {
         channel_message_id: "g".into(),
         text: text.into(),
     };
-    let st = client.send(mesh.authed(req("", SHOP))).await.expect_err("empty");
-    assert_eq!(st.code(), Code::InvalidArgument);
-    let br = st.get_error_details().bad_request().cloned().expect("field violations");
-    assert_eq!(br.field_violations[0].field, "text");
-    let st = client.send(mesh.authed(req(&"a".repeat(20_000), SHOP))).await.expect_err("long");
-    assert_eq!(st.code(), Code::InvalidArgument);
-    let st = client.send(mesh.authed(req("hi", "nope"))).await.expect_err("shop");
-    assert_eq!(st.code(), Code::InvalidArgument);
-    assert_eq!(st.get_error_details().bad_request().expect("details").field_violations[0].field, "shop_id");
-    let mut wrong = Request::new(req("hi", SHOP));
-    wrong.metadata_mut().insert("authorization", MetadataValue::from_static("Bearer kefu_nope"));
-    assert_eq!(client.send(wrong).await.expect_err("key").code(), Code::Unauthenticated);
-    assert_eq!(client.send(Request::new(req("hi", SHOP))).await.expect_err("no key").code(), Code::Unauthenticated);
     let st = client
-        .subscribe(mesh.authed(SubscribeRequest { shop_id: SHOP.into(), conversation_id: String::new(), after_cursor: -1 }))
+        .send(mesh.authed(req("", SHOP)))
         .await
-        .err()
-        .expect("negative cursor");
+        .expect_err("empty");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    let br = st
+        .get_error_details()
+        .bad_request()
+        .cloned()
+        .expect("field violations");
+    assert_eq!(br.field_violations[0].field, "text");
+    let st = client
+        .send(mesh.authed(req(&"a".repeat(20_000), SHOP)))
+        .await
+        .expect_err("long");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    let st = client
+        .send(mesh.authed(req("hi", "nope")))
+        .await
+        .expect_err("shop");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert_eq!(
+        st.get_error_details()
+            .bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "shop_id"
+    );
+    let mut wrong = Request::new(req("hi", SHOP));
+    wrong.metadata_mut().insert(
+        "authorization",
+        MetadataValue::from_static("Bearer kefu_nope"),
+    );
+    assert_eq!(
+        client.send(wrong).await.expect_err("key").code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        client
+            .send(Request::new(req("hi", SHOP)))
+            .await
+            .expect_err("no key")
+            .code(),
+        Code::Unauthenticated
+    );
+    let Err(st) = client
+        .subscribe(mesh.authed(SubscribeRequest {
+            shop_id: SHOP.into(),
+            conversation_id: String::new(),
+            after_cursor: -1,
+        }))
+        .await
+    else {
+        panic!("negative cursor accepted");
+    };
     assert_eq!(st.code(), Code::InvalidArgument);
     // A message over the server's decoding limit is refused, not processed.
-    let st = client.send(mesh.authed(req(&"a".repeat(100_000), SHOP))).await.expect_err("huge");
+    let st = client
+        .send(mesh.authed(req(&"a".repeat(100_000), SHOP)))
+        .await
+        .expect_err("huge");
     assert_eq!(st.code(), Code::OutOfRange, "{st:?}");
 
     // Nothing above crashed the service.

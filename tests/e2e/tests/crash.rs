@@ -82,7 +82,9 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
     while counts.len() < sent.len() {
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(Ok(item))) => {
-                *counts.entry(item.reply.expect("reply").message_id).or_default() += 1;
+                *counts
+                    .entry(item.reply.expect("reply").message_id)
+                    .or_default() += 1;
             }
             _ => break,
         }
@@ -90,11 +92,23 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
     // Listen a little longer: late duplicates would show up here.
     let settle = tokio::time::Instant::now() + Duration::from_secs(5);
     while let Ok(Some(Ok(item))) = tokio::time::timeout_at(settle, stream.next()).await {
-        *counts.entry(item.reply.expect("reply").message_id).or_default() += 1;
+        *counts
+            .entry(item.reply.expect("reply").message_id)
+            .or_default() += 1;
     }
     let missing: Vec<&String> = sent.iter().filter(|m| !counts.contains_key(*m)).collect();
-    assert!(missing.is_empty(), "{} of {} messages never answered: {missing:?}\n{}", missing.len(), sent.len(), mesh.logs());
+    assert!(
+        missing.is_empty(),
+        "{} of {} messages never answered: {missing:?}\n{}",
+        missing.len(),
+        sent.len(),
+        mesh.logs()
+    );
     let twice: Vec<_> = counts.iter().filter(|(_, c)| **c != 1).collect();
     assert!(twice.is_empty(), "answered more than once: {twice:?}");
-    assert_eq!(counts.len(), sent.len(), "replies for unknown messages: {counts:?}");
+    assert_eq!(
+        counts.len(),
+        sent.len(),
+        "replies for unknown messages: {counts:?}"
+    );
 }

@@ -34,7 +34,9 @@ async fn undecodable_events_are_dead_lettered_and_consumers_move_on() {
         // 0xff is an invalid protobuf tag/wire type: undecodable for every event type.
         producer
             .send(
-                FutureRecord::to(&mesh.topic(t)).key("garbage").payload(&[0xffu8, 0xff, 0xff, 0x01][..]),
+                FutureRecord::to(&mesh.topic(t))
+                    .key("garbage")
+                    .payload(&[0xffu8, 0xff, 0xff, 0x01][..]),
                 Duration::from_secs(10),
             )
             .await
@@ -59,17 +61,30 @@ async fn undecodable_events_are_dead_lettered_and_consumers_move_on() {
         let m = match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => panic!("consume: {e}"),
-            Err(_) => panic!("dead letters seen only for {:?}\n{}", seen.keys(), mesh.logs()),
+            Err(_) => panic!(
+                "dead letters seen only for {:?}\n{}",
+                seen.keys(),
+                mesh.logs()
+            ),
         };
         let hs: HashMap<String, String> = m
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|x| (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        assert_eq!(m.payload(), Some(&[0xffu8, 0xff, 0xff, 0x01][..]), "original payload kept");
+        assert_eq!(
+            m.payload(),
+            Some(&[0xffu8, 0xff, 0xff, 0x01][..]),
+            "original payload kept"
+        );
         seen.insert(hs[headers::DLQ_TOPIC].clone(), hs);
     }
     for t in CONSUMED {

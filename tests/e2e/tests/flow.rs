@@ -55,7 +55,11 @@ async fn messages_flow_through_every_service_and_replies_arrive_on_subscribe() {
     let mesh = Mesh::start("flow").await;
     let mut client = mesh.session_client().await;
     let cases = [
-        ("alice", "a-1", "Where is my parcel? The tracking has not moved for days"),
+        (
+            "alice",
+            "a-1",
+            "Where is my parcel? The tracking has not moved for days",
+        ),
         ("bob", "b-1", "我要退货退款"),
         ("carol", "c-1", "I want to talk to a real person please"),
         ("dave", "d-1", "hello"),
@@ -73,24 +77,50 @@ async fn messages_flow_through_every_service_and_replies_arrive_on_subscribe() {
     }
     // The same channel message again creates nothing new.
     let dup = client
-        .send(mesh.authed(send("alice", "a-1", "Where is my parcel? The tracking has not moved for days")))
+        .send(mesh.authed(send(
+            "alice",
+            "a-1",
+            "Where is my parcel? The tracking has not moved for days",
+        )))
         .await
         .expect("resend")
         .into_inner();
     assert!(dup.duplicate);
     assert_eq!(dup.message_id, ids["a-1"]);
 
-    let replies = collect(&mesh, cases.len(), Duration::from_secs(60), Duration::from_secs(3)).await;
-    let by_msg: HashMap<&str, &Reply> = replies.iter().map(|r| (r.message_id.as_str(), r)).collect();
-    assert_eq!(replies.len(), cases.len(), "exactly one reply per message: {replies:#?}\n{}", mesh.logs());
+    let replies = collect(
+        &mesh,
+        cases.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(3),
+    )
+    .await;
+    let by_msg: HashMap<&str, &Reply> =
+        replies.iter().map(|r| (r.message_id.as_str(), r)).collect();
+    assert_eq!(
+        replies.len(),
+        cases.len(),
+        "exactly one reply per message: {replies:#?}\n{}",
+        mesh.logs()
+    );
     let alice = by_msg[ids["a-1"].as_str()];
-    assert_eq!((alice.source.as_str(), alice.intent.as_str()), ("bot", "logistics"), "{alice:?}");
+    assert_eq!(
+        (alice.source.as_str(), alice.intent.as_str()),
+        ("bot", "logistics"),
+        "{alice:?}"
+    );
     let bob = by_msg[ids["b-1"].as_str()];
     assert_eq!(bob.intent, "return_exchange");
-    assert_eq!(bob.language, "zh", "answered in the customer's language: {bob:?}");
+    assert_eq!(
+        bob.language, "zh",
+        "answered in the customer's language: {bob:?}"
+    );
     let carol = by_msg[ids["c-1"].as_str()];
     assert_eq!(carol.source, "system");
-    assert!(carol.ticket_id.starts_with("T-"), "escalated to a ticket: {carol:?}");
+    assert!(
+        carol.ticket_id.starts_with("T-"),
+        "escalated to a ticket: {carol:?}"
+    );
     assert!(by_msg[ids["d-1"].as_str()].text.contains("Hello"));
     // Cursors strictly increase.
     assert!(replies.windows(2).all(|w| w[0].cursor < w[1].cursor));
@@ -106,7 +136,11 @@ async fn messages_flow_through_every_service_and_replies_arrive_on_subscribe() {
         .await
         .expect("subscribe")
         .into_inner();
-    assert!(tokio::time::timeout(Duration::from_millis(1500), stream.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), stream.next())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +148,11 @@ async fn sigterm_drains_and_exits_cleanly() {
     let mut mesh = Mesh::start("drain").await;
     for s in ["translation", "session-router"] {
         let status = mesh.terminate(s).await;
-        assert!(status.success(), "{s} exit status {status:?}\n{}", mesh.log_tail(s));
+        assert!(
+            status.success(),
+            "{s} exit status {status:?}\n{}",
+            mesh.log_tail(s)
+        );
         assert!(mesh.log_tail(s).contains("drained"), "{}", mesh.log_tail(s));
     }
 }
