@@ -92,3 +92,26 @@ mod tests {
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }
+
+/// PostgreSQL server used by tests (`KEFU_TEST_PG`, default the machine's `test` database).
+pub fn test_postgres_url() -> String {
+    std::env::var("KEFU_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Creates a fresh, uniquely named PostgreSQL database on the test server and returns its URL,
+/// so tests never share tables.
+pub async fn fresh_test_postgres(tag: &str) -> anyhow::Result<String> {
+    let base = test_postgres_url();
+    let admin = connect(&base).await?;
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    let name = format!("kefu_{tag}_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+    Ok(format!("{root}/{name}"))
+}

@@ -13,7 +13,6 @@ use std::{
 };
 
 use kefu_proto::session::v1::session_router_service_client::SessionRouterServiceClient;
-use sea_orm::ConnectionTrait;
 use tokio::process::{Child, Command};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::{
@@ -35,50 +34,6 @@ pub const SHOP: &str = "e2e-shop";
 
 pub fn brokers() -> String {
     std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
-
-pub fn pg_url() -> String {
-    std::env::var("KEFU_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Directory holding the workspace's binaries (`target/debug`).
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/<test> -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    assert!(
-        dir.join("kefu-session-router").exists(),
-        "service binaries missing in {}: run `cargo build --workspace --bins` first (make test does)",
-        dir.display()
-    );
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A fresh PostgreSQL database; returns its URL.
-pub async fn fresh_pg_database(tag: &str) -> String {
-    let admin = kefu_runtime::db::connect(&pg_url())
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    let name = format!("kefu_{tag}_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let base = pg_url();
-    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
-    format!("{root}/{name}")
 }
 
 struct Proc {
@@ -103,7 +58,9 @@ impl Mesh {
         let prefix = format!("e2e-{tag}-{}.", &id[..8]);
         let dir = std::env::temp_dir().join(format!("kefu-e2e-{tag}-{}", &id[..8]));
         std::fs::create_dir_all(&dir).expect("test dir");
-        let session_db = fresh_pg_database(&tag.replace('-', "_")).await;
+        let session_db = kefu_runtime::db::fresh_test_postgres(tag)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
         let mut mesh = Mesh {
             prefix,
             dir,
