@@ -106,7 +106,13 @@ pub async fn fresh_test_postgres(tag: &str) -> anyhow::Result<String> {
     let admin = connect(&base).await?;
     let tag: String = tag
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     let name = format!("kefu_{tag}_{}", uuid::Uuid::new_v4().simple());
     admin

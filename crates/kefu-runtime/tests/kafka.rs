@@ -10,7 +10,9 @@ use std::{
 use async_trait::async_trait;
 use kefu_runtime::{
     config::LogFormat,
-    kafka::{self, Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, headers, topics},
+    kafka::{
+        self, Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, headers, topics,
+    },
     metrics::Metrics,
     telemetry,
 };
@@ -50,7 +52,10 @@ impl Handler for Scripted {
             *n
         };
         if let Some((_, v)) = d.headers.iter().find(|(k, _)| k == "traceparent") {
-            self.traceparents.lock().unwrap().push(String::from_utf8_lossy(v).into_owned());
+            self.traceparents
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(v).into_owned());
         }
         match body.split(':').next().unwrap_or_default() {
             "flaky" if n == 1 => Err(HandleError::Transient(anyhow::anyhow!("db busy"))),
@@ -67,12 +72,22 @@ impl Handler for Scripted {
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn start(cfg: &KafkaConfig, handler: Arc<Scripted>, producer: &Producer) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+fn start(
+    cfg: &KafkaConfig,
+    handler: Arc<Scripted>,
+    producer: &Producer,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let token = CancellationToken::new();
     let task = tokio::spawn(kafka::run_consumer(
         cfg.clone(),
@@ -101,17 +116,34 @@ async fn at_least_once_with_retries_dead_letters_and_committed_offsets() {
             .into_iter()
             .map(|(k, v)| (k, v.into_bytes()))
             .collect();
-        producer.send_raw(&topic, Some("k"), body.as_bytes(), &hs).await.expect("produce");
+        producer
+            .send_raw(&topic, Some("k"), body.as_bytes(), &hs)
+            .await
+            .expect("produce");
     }
 
     let handler = Arc::new(Scripted::default());
     let (token, task) = start(&cfg, handler.clone(), &producer);
-    wait_for("ok:5 handled", || handler.done.lock().unwrap().contains(&"ok:5".to_string())).await;
+    wait_for("ok:5 handled", || {
+        handler.done.lock().unwrap().contains(&"ok:5".to_string())
+    })
+    .await;
     // Order is kept within the partition; the flaky event succeeded on its second attempt.
     assert_eq!(*handler.done.lock().unwrap(), ["ok:1", "flaky:2", "ok:5"]);
     let attempts = handler.attempts.lock().unwrap().clone();
-    assert_eq!((attempts["flaky:2"], attempts["reject:3"], attempts["broken:4"]), (2, 1, 3));
-    assert_eq!(handler.traceparents.lock().unwrap().len(), 8, "traceparent travels with every event");
+    assert_eq!(
+        (
+            attempts["flaky:2"],
+            attempts["reject:3"],
+            attempts["broken:4"]
+        ),
+        (2, 1, 3)
+    );
+    assert_eq!(
+        handler.traceparents.lock().unwrap().len(),
+        8,
+        "traceparent travels with every event"
+    );
 
     // Graceful stop commits the stored offsets.
     token.cancel();
@@ -124,7 +156,9 @@ async fn at_least_once_with_retries_dead_letters_and_committed_offsets() {
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    reader.subscribe(&[&format!("{topic}{}", topics::DLQ_SUFFIX)]).unwrap();
+    reader
+        .subscribe(&[&format!("{topic}{}", topics::DLQ_SUFFIX)])
+        .unwrap();
     let mut dead = HashMap::new();
     while dead.len() < 2 {
         let m = tokio::time::timeout(Duration::from_secs(30), reader.recv())
@@ -135,9 +169,17 @@ async fn at_least_once_with_retries_dead_letters_and_committed_offsets() {
             .headers()
             .unwrap()
             .iter()
-            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
             .collect();
-        dead.insert(String::from_utf8_lossy(m.payload().unwrap()).into_owned(), hs);
+        dead.insert(
+            String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+            hs,
+        );
     }
     assert_eq!(dead["reject:3"][headers::DLQ_ERROR_KIND], "rejected");
     assert_eq!(dead["reject:3"][headers::DLQ_ATTEMPTS], "1");
@@ -148,12 +190,22 @@ async fn at_least_once_with_retries_dead_letters_and_committed_offsets() {
     assert_eq!(dead["broken:4"][headers::DLQ_OFFSET], "3");
 
     // A restarted consumer in the same group resumes after the committed offsets.
-    producer.send_raw(&topic, Some("k"), b"ok:6", &[]).await.expect("produce");
+    producer
+        .send_raw(&topic, Some("k"), b"ok:6", &[])
+        .await
+        .expect("produce");
     let again = Arc::new(Scripted::default());
     let (token, task) = start(&cfg, again.clone(), &producer);
-    wait_for("ok:6 handled", || again.done.lock().unwrap().contains(&"ok:6".to_string())).await;
+    wait_for("ok:6 handled", || {
+        again.done.lock().unwrap().contains(&"ok:6".to_string())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(*again.done.lock().unwrap(), ["ok:6"], "nothing handled twice after a clean stop");
+    assert_eq!(
+        *again.done.lock().unwrap(),
+        ["ok:6"],
+        "nothing handled twice after a clean stop"
+    );
     token.cancel();
     task.await.unwrap().unwrap();
 }

@@ -14,16 +14,22 @@ use sea_orm::{
 async fn sqlite() -> DatabaseConnection {
     let dir = std::env::temp_dir().join(format!("kefu-store-{}", uuid::Uuid::new_v4().simple()));
     let url = format!("sqlite://{}/router.db", dir.display());
-    db::connect_and_migrate::<Migrator>(&url).await.expect("sqlite")
+    db::connect_and_migrate::<Migrator>(&url)
+        .await
+        .expect("sqlite")
 }
 
 async fn postgres() -> DatabaseConnection {
     let url = db::fresh_test_postgres("store")
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    let conn = db::connect_and_migrate::<Migrator>(&url).await.expect("postgres");
+    let conn = db::connect_and_migrate::<Migrator>(&url)
+        .await
+        .expect("postgres");
     // Migrations are idempotent: a second run (a restart) changes nothing.
-    db::connect_and_migrate::<Migrator>(&url).await.expect("re-migrate");
+    db::connect_and_migrate::<Migrator>(&url)
+        .await
+        .expect("re-migrate");
     conn
 }
 
@@ -47,54 +53,120 @@ fn reply_row(shop: &str, message_id: &str, reply_id: &str) -> reply::ActiveModel
 }
 
 async fn messages_are_idempotent_and_identities_link(db: &DatabaseConnection) {
-    let a = store::accept(db, "s1", "web", "u1", "m1", "hello").await.unwrap();
+    let a = store::accept(db, "s1", "web", "u1", "m1", "hello")
+        .await
+        .unwrap();
     assert!(!a.duplicate && !a.message.published);
-    let again = store::accept(db, "s1", "web", "u1", "m1", "hello").await.unwrap();
+    let again = store::accept(db, "s1", "web", "u1", "m1", "hello")
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.message.message_id, a.message.message_id);
     // Same channel user, next message: same customer, same open conversation.
-    let b = store::accept(db, "s1", "web", "u1", "m2", "where is my order").await.unwrap();
+    let b = store::accept(db, "s1", "web", "u1", "m2", "where is my order")
+        .await
+        .unwrap();
     assert!(!b.duplicate);
     assert_eq!(b.message.customer_id, a.message.customer_id);
     assert_eq!(b.message.conversation_id, a.message.conversation_id);
     // The same channel message id in another shop or channel is a different message.
-    let other_shop = store::accept(db, "s2", "web", "u1", "m1", "hello").await.unwrap();
+    let other_shop = store::accept(db, "s2", "web", "u1", "m1", "hello")
+        .await
+        .unwrap();
     assert!(!other_shop.duplicate);
     assert_ne!(other_shop.message.customer_id, a.message.customer_id);
-    let other_channel = store::accept(db, "s1", "wechat", "u1", "m1", "hello").await.unwrap();
+    let other_channel = store::accept(db, "s1", "wechat", "u1", "m1", "hello")
+        .await
+        .unwrap();
     assert!(!other_channel.duplicate);
 
     // Outbox: nothing is older than an hour; everything is pending right now.
-    assert!(store::unpublished(db, chrono::Duration::hours(1), 10).await.unwrap().is_empty());
-    let pending = store::unpublished(db, chrono::Duration::seconds(-5), 10).await.unwrap();
+    assert!(
+        store::unpublished(db, chrono::Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pending = store::unpublished(db, chrono::Duration::seconds(-5), 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 4);
-    store::mark_published(db, &a.message.message_id).await.unwrap();
-    let pending = store::unpublished(db, chrono::Duration::seconds(-5), 10).await.unwrap();
+    store::mark_published(db, &a.message.message_id)
+        .await
+        .unwrap();
+    let pending = store::unpublished(db, chrono::Duration::seconds(-5), 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 3);
 }
 
 async fn routing_decisions_stick(db: &DatabaseConnection) {
-    let m = store::accept(db, "s1", "web", "route-user", "r1", "退货").await.unwrap().message;
-    let first = store::decide_route(db, &m.message_id, "bot", "bot can answer", "return_exchange").await.unwrap();
+    let m = store::accept(db, "s1", "web", "route-user", "r1", "退货")
+        .await
+        .unwrap()
+        .message;
+    let first = store::decide_route(
+        db,
+        &m.message_id,
+        "bot",
+        "bot can answer",
+        "return_exchange",
+    )
+    .await
+    .unwrap();
     assert_eq!(first.route, "bot");
     // A replay with a different opinion keeps the first decision and does not re-count the intent.
-    let replay = store::decide_route(db, &m.message_id, "human", "low confidence", "other").await.unwrap();
-    assert_eq!((replay.route.as_str(), replay.intent.as_str()), ("bot", "return_exchange"));
-    let conv = store::conversation(db, &m.conversation_id).await.unwrap().unwrap();
+    let replay = store::decide_route(db, &m.message_id, "human", "low confidence", "other")
+        .await
+        .unwrap();
+    assert_eq!(
+        (replay.route.as_str(), replay.intent.as_str()),
+        ("bot", "return_exchange")
+    );
+    let conv = store::conversation(db, &m.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(conv.recent_intents, "return_exchange");
 }
 
 async fn replies_are_stored_once_and_stay_in_their_shop(db: &DatabaseConnection) {
-    let r1 = store::store_reply(db, reply_row("s1", "m-a", "r-a")).await.unwrap().expect("new");
-    assert!(store::store_reply(db, reply_row("s1", "m-a", "r-a")).await.unwrap().is_none());
-    let r2 = store::store_reply(db, reply_row("s1", "m-b", "r-b")).await.unwrap().expect("new");
-    store::store_reply(db, reply_row("s2", "m-c", "r-c")).await.unwrap().expect("new");
+    let r1 = store::store_reply(db, reply_row("s1", "m-a", "r-a"))
+        .await
+        .unwrap()
+        .expect("new");
+    assert!(
+        store::store_reply(db, reply_row("s1", "m-a", "r-a"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r2 = store::store_reply(db, reply_row("s1", "m-b", "r-b"))
+        .await
+        .unwrap()
+        .expect("new");
+    store::store_reply(db, reply_row("s2", "m-c", "r-c"))
+        .await
+        .unwrap()
+        .expect("new");
     assert!(r2.cursor > r1.cursor);
     let s1 = store::replies_after(db, "s1", None, 0, 100).await.unwrap();
-    assert_eq!(s1.iter().map(|r| r.reply_id.as_str()).collect::<Vec<_>>(), ["r-a", "r-b"]);
-    let after = store::replies_after(db, "s1", None, r1.cursor, 100).await.unwrap();
+    assert_eq!(
+        s1.iter().map(|r| r.reply_id.as_str()).collect::<Vec<_>>(),
+        ["r-a", "r-b"]
+    );
+    let after = store::replies_after(db, "s1", None, r1.cursor, 100)
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1);
-    assert_eq!(store::reply_for_message(db, "m-b").await.unwrap().unwrap().reply_id, "r-b");
+    assert_eq!(
+        store::reply_for_message(db, "m-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .reply_id,
+        "r-b"
+    );
 }
 
 async fn seeded_keys_authenticate(db: &DatabaseConnection) {
@@ -103,10 +175,16 @@ async fn seeded_keys_authenticate(db: &DatabaseConnection) {
     // Seeding again reuses the key file.
     assert_eq!(auth::seed_shop(db, "demo", &file).await.unwrap(), key);
     let a = auth::Authenticator::new(db.clone());
-    a.check("demo", Some(&format!("Bearer {key}"))).await.expect("valid key");
+    a.check("demo", Some(&format!("Bearer {key}")))
+        .await
+        .expect("valid key");
     assert!(a.check("demo", Some("Bearer kefu_wrong")).await.is_err());
     assert!(a.check("demo", None).await.is_err());
-    assert!(a.check("nope", Some(&format!("Bearer {key}"))).await.is_err());
+    assert!(
+        a.check("nope", Some(&format!("Bearer {key}")))
+            .await
+            .is_err()
+    );
     let _ = std::fs::remove_file(file);
 }
 

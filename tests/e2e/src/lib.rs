@@ -36,6 +36,30 @@ pub fn brokers() -> String {
     std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
+/// Directory holding the workspace's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test> -> target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    assert!(
+        dir.join("kefu-session-router").exists(),
+        "service binaries missing in {}: run `cargo build --workspace --bins` first (make test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 struct Proc {
     child: Child,
     grpc_port: u16,
