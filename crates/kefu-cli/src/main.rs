@@ -339,6 +339,7 @@ async fn main() {
             partitions,
             session_timeout_ms: 10_000,
             max_attempts: 1,
+            dead_letter: true,
         })
         .await
         .map(|()| println!("topics ready")),

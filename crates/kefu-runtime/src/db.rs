@@ -78,21 +78,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://kefu:hunter2@db:5432/kefu"),
-            "postgres://kefu:***@db:5432/kefu"
-        );
-        assert_eq!(redact("postgres://kefu@db/kefu"), "postgres://kefu@db/kefu");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-    }
-}
-
 /// PostgreSQL server used by tests (`KEFU_TEST_PG`, default the machine's `test` database).
 pub fn test_postgres_url() -> String {
     std::env::var("KEFU_TEST_PG")
@@ -120,4 +105,19 @@ pub async fn fresh_test_postgres(tag: &str) -> anyhow::Result<String> {
         .await?;
     let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
     Ok(format!("{root}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://kefu:hunter2@db:5432/kefu"),
+            "postgres://kefu:***@db:5432/kefu"
+        );
+        assert_eq!(redact("postgres://kefu@db/kefu"), "postgres://kefu@db/kefu");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
 }

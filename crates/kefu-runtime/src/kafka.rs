@@ -89,6 +89,9 @@ pub struct KafkaConfig {
     pub partitions: i32,
     pub session_timeout_ms: u32,
     pub max_attempts: u32,
+    /// Whether failing events go to `<topic>.dlq`. Observers (metrics) turn this off and retry
+    /// until the failure clears, so their own trouble never lands in the shared dead letters.
+    pub dead_letter: bool,
 }
 
 impl From<&RuntimeArgs> for KafkaConfig {
@@ -99,6 +102,7 @@ impl From<&RuntimeArgs> for KafkaConfig {
             partitions: a.topic_partitions,
             session_timeout_ms: a.kafka_session_timeout_ms,
             max_attempts: a.handler_max_attempts,
+            dead_letter: true,
         }
     }
 }
@@ -430,6 +434,15 @@ async fn process(
         match handler.handle(delivery).await {
             Ok(Handled::Done) => break "ok",
             Ok(Handled::Duplicate) => break "duplicate",
+            // Events on a dead-letter topic are never dead-lettered again (there is no
+            // `.dlq.dlq`), nor are those of consumers that opted out: retry until it clears.
+            Err(e) if !cfg.dead_letter || delivery.topic.ends_with(topics::DLQ_SUFFIX) => {
+                tracing::warn!(error = %e, attempt, "handling a dead letter failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+            }
             Err(e @ HandleError::Transient(_)) if attempt < cfg.max_attempts => {
                 metrics
                     .consumed
@@ -556,6 +569,7 @@ mod tests {
             partitions: 1,
             session_timeout_ms: 6000,
             max_attempts: 3,
+            dead_letter: true,
         };
         assert_eq!(
             cfg.topic(topics::INBOUND),

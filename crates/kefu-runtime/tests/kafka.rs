@@ -30,6 +30,7 @@ fn config() -> KafkaConfig {
         partitions: 1,
         session_timeout_ms: 6000,
         max_attempts: 3,
+        dead_letter: true,
     }
 }
 

@@ -33,7 +33,7 @@ use prometheus_client::metrics::{counter::Counter, family::Family};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 use tonic::{Request, Response, Status, service::Routes};
 
@@ -54,6 +54,8 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50057, 9187);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
+    // Metrics only observes: its own failures are retried, never dead-lettered.
+    svc.kafka.dead_letter = false;
     let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
     let counter: Family<TopicLabels, Counter> = Family::default();
     svc.metrics.register(
@@ -124,24 +126,21 @@ impl Handler for Counting {
             }
             Err(e) => return Err(e.into()),
         }
-        let updated = topic_count::Entity::update_many()
-            .col_expr(
-                topic_count::Column::Events,
-                Expr::col(topic_count::Column::Events).add(1),
-            )
-            .filter(topic_count::Column::Topic.eq(topic.clone()))
-            .filter(topic_count::Column::ShopId.eq(shop_id.clone()))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            topic_count::Entity::insert(topic_count::ActiveModel {
-                topic: Set(topic.clone()),
-                shop_id: Set(shop_id),
-                events: Set(1),
-            })
-            .exec(&txn)
-            .await?;
-        }
+        topic_count::Entity::insert(topic_count::ActiveModel {
+            topic: Set(topic.clone()),
+            shop_id: Set(shop_id),
+            events: Set(1),
+        })
+        .on_conflict(
+            OnConflict::columns([topic_count::Column::Topic, topic_count::Column::ShopId])
+                .value(
+                    topic_count::Column::Events,
+                    Expr::col((topic_count::Entity, topic_count::Column::Events)).add(1),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
         txn.commit().await?;
         self.counter.get_or_create(&TopicLabels { topic }).inc();
         Ok(Handled::Done)

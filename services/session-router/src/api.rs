@@ -119,8 +119,12 @@ impl SessionRouterService for Api {
                     let item = SubscribeResponse {
                         reply: Some(to_proto(row)),
                     };
-                    if tx.send(Ok(item)).await.is_err() {
-                        return; // subscriber went away
+                    let sent = tokio::select! {
+                        r = tx.send(Ok(item)) => r.is_ok(),
+                        _ = state.shutdown.cancelled() => false,
+                    };
+                    if !sent {
+                        return; // subscriber went away, or shutting down
                     }
                 }
                 if full {
@@ -132,7 +136,7 @@ impl SessionRouterService for Api {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = tx.closed() => return,
                     _ = state.shutdown.cancelled() => {
-                        let _ = tx.send(Err(Status::unavailable("server shutting down; resubscribe with the last cursor"))).await;
+                        let _ = tx.try_send(Err(Status::unavailable("server shutting down; resubscribe with the last cursor")));
                         return;
                     }
                 }

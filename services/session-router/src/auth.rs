@@ -1,5 +1,10 @@
 //! Shop API keys: generated once, shown to the operator, stored only as SHA-256.
-use std::{collections::HashMap, path::Path, sync::RwLock};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use rand::RngCore;
@@ -74,10 +79,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     writeln!(f, "{contents}")
 }
 
-/// Checks `authorization: Bearer <key>` against a shop. Known shops' key hashes are cached.
+/// How long a shop's key hash is cached (a re-keyed shop's old key stops working within it).
+const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Checks `authorization: Bearer <key>` against a shop. Known shops' key hashes are cached
+/// for [`CACHE_TTL`].
 pub struct Authenticator {
     db: DatabaseConnection,
-    cache: RwLock<HashMap<String, String>>,
+    cache: RwLock<HashMap<String, (String, Instant)>>,
 }
 
 impl Authenticator {
@@ -89,7 +98,9 @@ impl Authenticator {
     }
 
     async fn key_hash(&self, shop_id: &str) -> Result<Option<String>, ApiError> {
-        if let Some(h) = self.cache.read().expect("auth cache").get(shop_id) {
+        if let Some((h, at)) = self.cache.read().expect("auth cache").get(shop_id)
+            && at.elapsed() < CACHE_TTL
+        {
             return Ok(Some(h.clone()));
         }
         let found = shop::Entity::find_by_id(shop_id.to_owned())
@@ -100,7 +111,7 @@ impl Authenticator {
             self.cache
                 .write()
                 .expect("auth cache")
-                .insert(shop_id.to_owned(), h.clone());
+                .insert(shop_id.to_owned(), (h.clone(), Instant::now()));
         }
         Ok(found)
     }

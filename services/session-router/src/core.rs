@@ -19,6 +19,8 @@ use crate::{auth::Authenticator, entity::message, store};
 pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 pub const MAX_ID_CHARS: usize = 128;
+/// How long `Send` waits for the broker before answering UNAVAILABLE (the relay takes over).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a caller may wait for a reply.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
@@ -95,18 +97,26 @@ pub fn inbound_event(m: &message::Model) -> MessageEvent {
 
 /// Publishes a stored message and marks it published (the outbox step).
 pub async fn publish(state: &State, m: &message::Model) -> Result<(), ApiError> {
-    state
-        .producer
-        .send_event(
+    let sent = tokio::time::timeout(
+        PUBLISH_TIMEOUT,
+        state.producer.send_event(
             &state.kafka.topic(topics::INBOUND),
             &m.conversation_id,
             &inbound_event(m),
-        )
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, message_id = %m.message_id, "publishing inbound failed; the outbox relay retries");
-            ApiError::Unavailable("message stored but the broker is unavailable; it will be processed when the broker is back".into())
-        })?;
+        ),
+    )
+    .await;
+    let failure = match sent {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no acknowledgement within {PUBLISH_TIMEOUT:?}")),
+    };
+    if let Some(error) = failure {
+        tracing::warn!(%error, message_id = %m.message_id, "publishing inbound failed; the outbox relay retries");
+        return Err(ApiError::Unavailable(
+            "message stored but the broker is unavailable; it will be processed when the broker is back".into(),
+        ));
+    }
     store::mark_published(&state.db, &m.message_id).await?;
     Ok(())
 }
@@ -178,9 +188,14 @@ pub async fn outbox_relay(state: Shared) -> anyhow::Result<()> {
             }
         };
         for m in pending {
-            if publish(&state, &m).await.is_ok() {
-                tracing::info!(message_id = %m.message_id, "outbox relay published a pending message");
+            let published = tokio::select! {
+                _ = state.shutdown.cancelled() => return Ok(()),
+                r = publish(&state, &m) => r.is_ok(),
+            };
+            if !published {
+                break; // the broker is still down; try the batch again later
             }
+            tracing::info!(message_id = %m.message_id, "outbox relay published a pending message");
         }
     }
 }

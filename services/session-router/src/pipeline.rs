@@ -69,6 +69,9 @@ impl Consumers {
         };
         msg.route = route as i32;
         msg.route_reason = stored.route_reason.clone();
+        // Context as stored after the decision (this message's intent first), so a replay
+        // carries the same context as long as no newer message arrived.
+        let conv = store::conversation(db, &stored.conversation_id).await?;
         msg.recent_intents = conv
             .map(|c| {
                 c.recent_intents
@@ -97,6 +100,16 @@ impl Consumers {
                 "reply_id and meta.message_id are required".into(),
             ));
         }
+        // The stored message is the authority on tenant and conversation: a reply event that
+        // names another shop is rejected rather than streamed to the wrong subscribers.
+        let m = store::message(&self.state.db, &meta.message_id)
+            .await?
+            .ok_or_else(|| HandleError::Rejected(format!("unknown message {}", meta.message_id)))?;
+        if m.shop_id != meta.shop_id {
+            return Err(HandleError::Rejected(
+                "shop_id does not match the message".into(),
+            ));
+        }
         let source = match ReplySource::try_from(r.source).unwrap_or(ReplySource::Unspecified) {
             ReplySource::Bot => "bot",
             ReplySource::Human => "human",
@@ -106,12 +119,12 @@ impl Consumers {
         let row = reply::ActiveModel {
             cursor: NotSet,
             reply_id: Set(r.reply_id.clone()),
-            shop_id: Set(meta.shop_id.clone()),
-            message_id: Set(meta.message_id.clone()),
-            conversation_id: Set(meta.conversation_id.clone()),
-            customer_id: Set(r.customer_id.clone()),
-            channel: Set(r.channel.clone()),
-            channel_user_id: Set(r.channel_user_id.clone()),
+            shop_id: Set(m.shop_id),
+            message_id: Set(m.message_id),
+            conversation_id: Set(m.conversation_id),
+            customer_id: Set(m.customer_id),
+            channel: Set(m.channel),
+            channel_user_id: Set(m.channel_user_id),
             text: Set(r.text.clone()),
             language: Set(r.language.clone()),
             source: Set(source.into()),

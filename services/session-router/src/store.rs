@@ -1,8 +1,9 @@
 //! Persistence of identities, conversations, messages and replies.
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    sea_query::OnConflict,
 };
 
 use crate::entity::{conversation, identity, message, reply};
@@ -293,7 +294,22 @@ pub async fn store_reply(
         Set(c) => c.clone(),
         _ => String::new(),
     };
+    let shop_id = match &r.shop_id {
+        Set(c) => c.clone(),
+        _ => return Err(DbErr::Custom("shop_id required".into())),
+    };
     let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Cursors come from a sequence, which PostgreSQL hands out in insert order, not commit
+        // order. Serialising a shop's reply inserts makes its cursors commit in order, so a
+        // subscriber that has seen cursor N can never miss a later-committed N-1.
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("kefu.replies/{shop_id}").into()],
+        ))
+        .await?;
+    }
     let inserted = reply::Entity::insert(r)
         .on_conflict(
             OnConflict::column(reply::Column::ReplyId)
@@ -313,6 +329,7 @@ pub async fn store_reply(
                 sea_orm::sea_query::Expr::value(ticket_id),
             )
             .filter(conversation::Column::ConversationId.eq(conversation_id))
+            .filter(conversation::Column::ShopId.eq(shop_id))
             .exec(&txn)
             .await?;
     }

@@ -25,6 +25,7 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
         "session-router",
         "assistant",
         "ticket",
+        "order-sync",
         "metrics",
     ];
     for victim in victims {
