@@ -24,7 +24,8 @@ pub struct Decision {
     pub reason: &'static str,
 }
 
-/// Rules, in order: the customer asked for a person → human; a ticket is open in the
+/// Rules, in order: the customer asked for a person, complained, or asked something out of
+/// scope → human; a ticket is open in the
 /// conversation → human (the agent owns it); confidence below the threshold → human;
 /// otherwise the bot answers.
 #[derive(Clone, Debug)]
@@ -47,6 +48,12 @@ impl Policy {
         };
         if c.intent == "human_agent" {
             return human("customer asked for a person");
+        }
+        if c.intent == "complaint" {
+            return human("complaint");
+        }
+        if c.intent == "out_of_scope" {
+            return human("out of scope");
         }
         if conv.is_some_and(|c| !c.open_ticket_id.is_empty()) {
             return human("ticket open");
@@ -79,11 +86,11 @@ mod tests {
             min_confidence: 0.5,
         };
         assert_eq!(
-            p.decide(Some(&c("logistics", 0.9)), None).route,
+            p.decide(Some(&c("shipping_delay", 0.9)), None).route,
             RouteTo::Bot
         );
         assert_eq!(
-            p.decide(Some(&c("logistics", 0.3)), None).reason,
+            p.decide(Some(&c("shipping_delay", 0.3)), None).reason,
             "low confidence"
         );
         assert_eq!(
@@ -91,6 +98,14 @@ mod tests {
             RouteTo::Human
         );
         assert_eq!(p.decide(None, None).route, RouteTo::Human);
+        assert_eq!(
+            p.decide(Some(&c("out_of_scope", 0.99)), None).reason,
+            "out of scope"
+        );
+        assert_eq!(
+            p.decide(Some(&c("complaint", 0.99)), None).route,
+            RouteTo::Human
+        );
         let conv = conversation::Model {
             conversation_id: "c".into(),
             shop_id: "s".into(),
@@ -101,7 +116,8 @@ mod tests {
             last_message_at: chrono::Utc::now(),
         };
         assert_eq!(
-            p.decide(Some(&c("logistics", 0.9)), Some(&conv)).reason,
+            p.decide(Some(&c("shipping_delay", 0.9)), Some(&conv))
+                .reason,
             "ticket open"
         );
     }

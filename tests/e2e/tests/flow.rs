@@ -106,7 +106,7 @@ async fn messages_flow_through_every_service_and_replies_arrive_on_subscribe() {
     let alice = by_msg[ids["a-1"].as_str()];
     assert_eq!(
         (alice.source.as_str(), alice.intent.as_str()),
-        ("bot", "logistics"),
+        ("bot", "shipping_delay"),
         "{alice:?}"
     );
     let bob = by_msg[ids["b-1"].as_str()];

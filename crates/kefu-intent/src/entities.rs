@@ -1,0 +1,261 @@
+//! Entities in Chinese and English text, with their spans (character offsets, end exclusive):
+//! order numbers, tracking numbers (SF, JD, YTO, ZTO, STO, EMS, UPS, FedEx, DHL, USPS), phone
+//! numbers, e-mail addresses, amounts with currency, and dates.
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entity {
+    /// `order_id`, `tracking_number`, `phone`, `email`, `amount`, `date`.
+    pub kind: &'static str,
+    /// Normalised value (tracking numbers upper-cased, amounts as `59.90 CNY`).
+    pub value: String,
+    /// Carrier for tracking numbers (`SF`, `UPS`, …), currency for amounts; else empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+struct Rule {
+    kind: &'static str,
+    detail: &'static str,
+    re: Regex,
+}
+
+fn rule(kind: &'static str, detail: &'static str, re: &str) -> Rule {
+    Rule {
+        kind,
+        detail,
+        re: Regex::new(re).expect("valid entity regex"),
+    }
+}
+
+// Ordered by priority: an earlier rule's match wins over an overlapping later one.
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        rule(
+            "email",
+            "",
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+        ),
+        rule(
+            "tracking_number",
+            "UPS",
+            r"(?i)(?-u:\b)1Z[0-9A-Z]{16}(?-u:\b)",
+        ),
+        rule("tracking_number", "SF", r"(?i)(?-u:\b)SF\d{12,15}(?-u:\b)"),
+        rule(
+            "tracking_number",
+            "JD",
+            r"(?i)(?-u:\b)JD[VX]?[A-Z]?\d{10,16}(?-u:\b)",
+        ),
+        rule("tracking_number", "YTO", r"(?i)(?-u:\b)YT\d{13,16}(?-u:\b)"),
+        rule(
+            "tracking_number",
+            "ZTO",
+            r"(?i)(?-u:\b)ZTO\d{10,15}(?-u:\b)",
+        ),
+        rule(
+            "tracking_number",
+            "STO",
+            r"(?i)(?-u:\b)STO\d{10,15}(?-u:\b)",
+        ),
+        rule(
+            "tracking_number",
+            "DHL",
+            r"(?i)(?-u:\b)JJD\d{18,20}(?-u:\b)",
+        ),
+        rule("tracking_number", "USPS", r"(?-u:\b)9[2-5]\d{20}(?-u:\b)"),
+        rule(
+            "tracking_number",
+            "EMS",
+            r"(?i)(?-u:\b)E[A-Z]\d{9}CN(?-u:\b)",
+        ),
+        rule(
+            "tracking_number",
+            "USPS",
+            r"(?i)(?-u:\b)[A-Z]{2}\d{9}US(?-u:\b)",
+        ),
+        rule(
+            "tracking_number",
+            "FEDEX",
+            r"(?i)fedex\D{0,24}?(\d{12}|\d{15})(?-u:\b)",
+        ),
+        rule(
+            "tracking_number",
+            "DHL",
+            r"(?i)dhl\D{0,24}?(\d{10})(?-u:\b)",
+        ),
+        rule("phone", "", r"(?:\+?86[- ]?)?(?-u:\b)1[3-9]\d{9}(?-u:\b)"),
+        rule(
+            "phone",
+            "",
+            r"\+\d{1,3}[- ]?\(?\d{1,4}\)?(?:[- ]?\d{2,4}){2,3}(?-u:\b)",
+        ),
+        rule(
+            "phone",
+            "",
+            r"\(\d{3}\)\s?\d{3}[-. ]\d{4}(?-u:\b)|(?-u:\b)\d{3}[-.]\d{3}[-.]\d{4}(?-u:\b)",
+        ),
+        rule(
+            "date",
+            "",
+            r"(?-u:\b)\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?-u:\b)|\d{4}年\d{1,2}月\d{1,2}[日号]?|\d{1,2}月\d{1,2}[日号]",
+        ),
+        rule(
+            "date",
+            "",
+            r"(?i)(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?(?-u:\b)(?:,? \d{4})?",
+        ),
+        rule(
+            "date",
+            "",
+            r"(?i)(?-u:\b)(?:today|tomorrow|yesterday)(?-u:\b)|今天|明天|昨天|前天|后天",
+        ),
+        rule(
+            "amount",
+            "",
+            r"(?:HK\$|US\$|[¥￥$€£])\s?\d+(?:,\d{3})*(?:\.\d{1,2})?",
+        ),
+        rule(
+            "amount",
+            "",
+            r"(?i)\d+(?:\.\d{1,2})?\s?(?:元|块钱|块|rmb|cny|usd|hkd|eur|dollars?|yuan)(?-u:\b)?",
+        ),
+        rule(
+            "order_id",
+            "",
+            r"(?i)(?:order|订单|單號|单号|订单号)\s*(?:no\.?|number|号|#|:|：)?\s*#?([A-Z0-9-]{6,32})",
+        ),
+        rule("order_id", "", r"(?-u:\b)\d{8,24}(?-u:\b)"),
+    ]
+});
+
+fn currency(s: &str) -> &'static str {
+    let l = s.to_lowercase();
+    if l.contains("hk") {
+        "HKD"
+    } else if l.contains("us$") || l.contains("usd") || l.contains("dollar") || l.starts_with('$') {
+        "USD"
+    } else if l.contains('€') || l.contains("eur") {
+        "EUR"
+    } else if l.contains('£') {
+        "GBP"
+    } else {
+        "CNY"
+    }
+}
+
+/// All entities in `text`, ordered by position.
+pub fn extract(text: &str) -> Vec<Entity> {
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let mut out: Vec<(usize, usize, Entity)> = Vec::new();
+    for r in RULES.iter() {
+        for c in r.re.captures_iter(text) {
+            // The value is group 1 when the rule has one (context words are not part of it).
+            let m = c.get(1).or_else(|| c.get(0)).expect("group 0");
+            let (s, e) = (m.start(), m.end());
+            if taken.iter().any(|&(a, b)| s < b && a < e) {
+                continue;
+            }
+            let raw = m.as_str();
+            let (value, detail) = match r.kind {
+                "tracking_number" => (raw.to_uppercase(), r.detail.to_owned()),
+                "amount" => {
+                    let num: String = raw
+                        .chars()
+                        .filter(|c| c.is_ascii_digit() || *c == '.')
+                        .collect();
+                    let cur = currency(raw);
+                    (format!("{num} {cur}"), cur.to_owned())
+                }
+                "order_id" => (raw.to_uppercase(), String::new()),
+                _ => (raw.to_owned(), String::new()),
+            };
+            if r.kind == "order_id" && !value.chars().any(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            taken.push((s, e));
+            out.push((
+                s,
+                e,
+                Entity {
+                    kind: r.kind,
+                    value,
+                    detail,
+                    start: 0,
+                    end: 0,
+                },
+            ));
+        }
+    }
+    out.sort_by_key(|(s, _, _)| *s);
+    out.into_iter()
+        .map(|(s, e, mut ent)| {
+            ent.start = text[..s].chars().count();
+            ent.end = ent.start + text[s..e].chars().count();
+            ent
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(t: &str) -> Vec<(&'static str, String)> {
+        extract(t).into_iter().map(|e| (e.kind, e.value)).collect()
+    }
+
+    #[test]
+    fn finds_entities_with_spans() {
+        let t = "订单 202611110001 的运单 SF1234567890123 退 ¥59.90，电话13812345678";
+        let e = extract(t);
+        let o = e.iter().find(|e| e.kind == "order_id").expect("order");
+        assert_eq!(o.value, "202611110001");
+        assert_eq!(
+            t.chars()
+                .skip(o.start)
+                .take(o.end - o.start)
+                .collect::<String>(),
+            "202611110001"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.kind == "tracking_number" && e.detail == "SF")
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.kind == "amount" && e.value == "59.90 CNY")
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.kind == "phone" && e.value == "13812345678")
+        );
+    }
+
+    #[test]
+    fn carriers_emails_dates() {
+        assert_eq!(
+            kinds("UPS 1Z999AA10123456784 please"),
+            [("tracking_number", "1Z999AA10123456784".to_string())]
+        );
+        assert_eq!(extract("EMS EA123456789CN")[0].detail, "EMS");
+        assert_eq!(
+            extract("my fedex tracking is 123456789012")[0].detail,
+            "FEDEX"
+        );
+        assert_eq!(
+            kinds("mail me at li.lei@example.com"),
+            [("email", "li.lei@example.com".to_string())]
+        );
+        assert!(kinds("delivered on 2026-11-11?").contains(&("date", "2026-11-11".to_string())));
+        assert!(kinds("11月11日能到吗").contains(&("date", "11月11日".to_string())));
+        assert!(kinds("it cost $25.50").contains(&("amount", "25.50 USD".to_string())));
+        assert!(kinds("order #A12345678 is late").contains(&("order_id", "A12345678".to_string())));
+        assert!(extract("hello there").is_empty());
+    }
+}
