@@ -19,6 +19,8 @@ pub struct Report {
     pub oos_false_accept: f64,
     /// In-scope messages rejected as out of scope.
     pub in_scope_false_reject: f64,
+    /// Expected calibration error of the top probability (10 equal-width bins).
+    pub ece: f64,
     pub per_intent: Vec<(String, f64, f64, usize)>,
     /// confusion[true][predicted], indices into INTENTS.
     pub confusion: Vec<Vec<usize>>,
@@ -35,10 +37,24 @@ pub fn evaluate(model: &Model, examples: &[Example]) -> Report {
     let k = INTENTS.len();
     let oos = idx(OUT_OF_SCOPE);
     let mut conf = vec![vec![0usize; k]; k];
+    // (count, sum of confidence, correct) per bin of the top calibrated probability.
+    let mut bins = [(0usize, 0f64, 0usize); 10];
     for e in examples {
-        let p = model.predict(&e.text);
+        let probs = model.probabilities(&e.text);
+        let (top, p_top) = crate::model::argmax(&probs);
+        let b = ((p_top as f64 * 10.0) as usize).min(9);
+        bins[b].0 += 1;
+        bins[b].1 += p_top as f64;
+        bins[b].2 += (model.labels[top] == e.intent) as usize;
+        let p = model.decide(&probs);
         conf[idx(&e.intent)][idx(&p.intent)] += 1;
     }
+    let total = examples.len().max(1) as f64;
+    let ece = bins
+        .iter()
+        .filter(|b| b.0 > 0)
+        .map(|&(n, c, ok)| (n as f64 / total) * (c / n as f64 - ok as f64 / n as f64).abs())
+        .sum();
     let n: usize = conf.iter().flatten().sum();
     let correct: usize = (0..k).map(|i| conf[i][i]).sum();
     let ins_total: usize = (0..k)
@@ -88,6 +104,7 @@ pub fn evaluate(model: &Model, examples: &[Example]) -> Report {
         oos_recall: ratio(conf[oos][oos], oos_total),
         oos_false_accept: ratio(oos_total - conf[oos][oos], oos_total),
         in_scope_false_reject: ratio(ins_rejected, ins_total),
+        ece,
         per_intent: per,
         confusion: conf,
     }
@@ -101,13 +118,14 @@ impl Report {
         let _ = writeln!(s, "## {title} ({} examples)", self.n);
         let _ = writeln!(
             s,
-            "accuracy {}  in-scope accuracy {}  macro-F1 {:.3}  out-of-scope recall {}  false-accept {}  in-scope false-reject {}",
+            "accuracy {}  in-scope accuracy {}  macro-F1 {:.3}  out-of-scope recall {}  false-accept {}  in-scope false-reject {}  calibration error (ECE) {:.3}",
             pct(self.accuracy),
             pct(self.in_scope_accuracy),
             self.macro_f1,
             pct(self.oos_recall),
             pct(self.oos_false_accept),
-            pct(self.in_scope_false_reject)
+            pct(self.in_scope_false_reject),
+            self.ece,
         );
         let _ = writeln!(
             s,

@@ -27,7 +27,7 @@ impl Default for Settings {
             epochs: 15,
             learning_rate: 0.8,
             l2: 1e-6,
-            ours_weight: 10.0,
+            ours_weight: 5.0,
             seed: 7,
         }
     }

@@ -52,14 +52,15 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value_os_t = default_model_path())]
         out: PathBuf,
-        /// Hash buckets = 2^bits.
-        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(10..=22))]
-        bits: u32,
-        #[arg(long, default_value_t = 15)]
-        epochs: u32,
+        /// Hash buckets = 2^bits (default: the bundled model's settings, `train::Settings`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(10..=22))]
+        bits: Option<u32>,
+        /// Passes over the training data.
+        #[arg(long)]
+        epochs: Option<u32>,
         /// Weight of Kefu's own examples relative to the public ones.
-        #[arg(long, default_value_t = 10.0)]
-        ours_weight: f32,
+        #[arg(long)]
+        ours_weight: Option<f32>,
     },
     /// Evaluate on the held-out splits.
     Eval {
@@ -150,15 +151,16 @@ fn main() -> anyhow::Result<()> {
         } => {
             let splits = data::load(&dir)?;
             let started = std::time::Instant::now();
-            let m = train::train(
-                &splits,
-                &train::Settings {
-                    bits,
-                    epochs,
-                    ours_weight,
-                    ..Default::default()
-                },
-            );
+            let d = train::Settings::default();
+            let settings = train::Settings {
+                bits: bits.unwrap_or(d.bits),
+                epochs: epochs.unwrap_or(d.epochs),
+                ours_weight: ours_weight.unwrap_or(d.ours_weight),
+                ..d
+            };
+            let m = train::train(&splits, &settings);
+            // Everything below is measured on the model as saved (int8 weights).
+            let m = kefu_intent::Model::from_bytes(&m.to_bytes())?;
             let dev_ours: Vec<_> = splits
                 .dev
                 .iter()
