@@ -204,6 +204,7 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
                                 shop_id: c.shop.clone(),
                                 conversation_id,
                                 after_cursor: 0,
+                                channel: String::new(),
                             })?;
                             let tx = tx.clone();
                             tokio::spawn(async move {
@@ -253,6 +254,7 @@ async fn send_one(c: Customer, text: String, id: Option<String>, wait: u64) -> a
                 shop_id: c.shop.clone(),
                 conversation_id,
                 after_cursor: 0,
+                channel: String::new(),
             },
         )?)
         .await?

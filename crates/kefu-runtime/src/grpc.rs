@@ -150,16 +150,21 @@ pub async fn with_health_and_reflection(
     ))
 }
 
-/// Serves `routes` on `addr` until `shutdown` is cancelled, then drains in-flight calls.
+/// Binds a listen address, naming what it is for in the error.
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {what} address {addr}: {e}"))
+}
+
+/// Serves `routes` on a bound listener until `shutdown` is cancelled, then drains in-flight
+/// calls.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     routes: Routes,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding gRPC address {addr}: {e}"))?;
-    tracing::info!(%addr, "gRPC server listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), "gRPC server listening");
     Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(tokio_stream_wrap(listener), shutdown.cancelled_owned())

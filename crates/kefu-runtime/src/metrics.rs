@@ -1,8 +1,5 @@
 //! Prometheus metrics: a registry per process and the HTTP endpoint that serves it.
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
 use prometheus_client::{
@@ -108,8 +105,12 @@ impl Metrics {
         out
     }
 
-    /// Serves `/metrics` and `/healthz` until `shutdown` is cancelled.
-    pub async fn serve(self, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Serves `/metrics` and `/healthz` on a bound listener until `shutdown` is cancelled.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let app = Router::new()
             .route(
                 "/metrics",
@@ -128,10 +129,7 @@ impl Metrics {
                 }),
             )
             .route("/healthz", get(|| async { "ok" }));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding metrics address {addr}: {e}"))?;
-        tracing::info!(%addr, "metrics endpoint listening");
+        tracing::info!(addr = ?listener.local_addr().ok(), "metrics endpoint listening");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await?;

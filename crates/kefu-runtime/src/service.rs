@@ -76,12 +76,25 @@ impl Service {
                 return 1;
             }
         };
+        // Bind every listener before reporting SERVING: a port that is taken fails the start,
+        // never a service that already said it was ready.
+        let (grpc_listener, metrics_listener) = match tokio::try_join!(
+            grpc::bind(grpc_addr, "gRPC"),
+            grpc::bind(metrics_addr, "metrics")
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen");
+                eprintln!("error: {e:#}");
+                return 1;
+            }
+        };
         let shutdown = self.lifecycle.shutdown.clone();
         self.lifecycle
-            .spawn("grpc", grpc::serve(grpc_addr, routes, shutdown.clone()));
+            .spawn("grpc", grpc::serve(grpc_listener, routes, shutdown.clone()));
         self.lifecycle.spawn(
             "metrics",
-            self.metrics.clone().serve(metrics_addr, shutdown),
+            self.metrics.clone().serve(metrics_listener, shutdown),
         );
         health.set(true).await;
         tracing::info!(service = self.name, %grpc_addr, %metrics_addr, "serving");

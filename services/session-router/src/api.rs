@@ -2,8 +2,10 @@
 use std::{pin::Pin, time::Duration};
 
 use kefu_proto::session::v1::{
-    Reply, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
-    session_router_service_server::SessionRouterService,
+    Conversation, Customer, GetConversationRequest, GetConversationResponse, GetCustomerRequest,
+    GetCustomerResponse, Identity, ListConversationsRequest, ListConversationsResponse,
+    ListMessagesRequest, ListMessagesResponse, Reply, SendRequest, SendResponse, SubscribeRequest,
+    SubscribeResponse, TranscriptEntry, session_router_service_server::SessionRouterService,
 };
 use kefu_runtime::{event, grpc::ApiError, validate::Violations};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -11,8 +13,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     core::{self, NewMessage, Shared},
-    entity::reply,
-    store,
+    entity::{conversation, reply},
+    store::{self, Line},
 };
 
 pub struct Api {
@@ -44,6 +46,52 @@ pub fn to_proto(r: reply::Model) -> Reply {
     }
 }
 
+pub fn conversation_to_proto(c: conversation::Model) -> Conversation {
+    Conversation {
+        state: if c.open_ticket_id.is_empty() {
+            "bot"
+        } else {
+            "human"
+        }
+        .into(),
+        recent_intents: c
+            .recent_intents
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        conversation_id: c.conversation_id,
+        shop_id: c.shop_id,
+        customer_id: c.customer_id,
+        open_ticket_id: c.open_ticket_id,
+        created_at: Some(event::timestamp(c.created_at)),
+        last_message_at: Some(event::timestamp(c.last_message_at)),
+    }
+}
+
+pub fn line_to_proto(l: Line) -> TranscriptEntry {
+    match l {
+        Line::Message(m) => TranscriptEntry {
+            author: "customer".into(),
+            message_id: m.message_id,
+            reply_id: String::new(),
+            channel: m.channel,
+            text: m.text,
+            intent: m.intent,
+            created_at: Some(event::timestamp(m.created_at)),
+        },
+        Line::Reply(r) => TranscriptEntry {
+            author: r.source,
+            message_id: r.message_id,
+            reply_id: r.reply_id,
+            channel: r.channel,
+            text: r.text,
+            intent: r.intent,
+            created_at: Some(event::timestamp(r.created_at)),
+        },
+    }
+}
+
 type ReplyStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -72,6 +120,107 @@ impl SessionRouterService for Api {
         }))
     }
 
+    async fn get_conversation(
+        &self,
+        req: Request<GetConversationRequest>,
+    ) -> Result<Response<GetConversationResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.ident("conversation_id", &r.conversation_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let c = store::shop_conversation(&self.state.db, &r.shop_id, &r.conversation_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("conversation {} not found", r.conversation_id))
+            })?;
+        Ok(Response::new(GetConversationResponse {
+            conversation: Some(conversation_to_proto(c)),
+        }))
+    }
+
+    async fn list_conversations(
+        &self,
+        req: Request<ListConversationsRequest>,
+    ) -> Result<Response<ListConversationsResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        if !r.customer_id.is_empty() {
+            v.ident("customer_id", &r.customer_id, 64);
+        }
+        let (limit, offset) = core::page(&mut v, r.page_size, &r.page_token, 20);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
+        let rows = store::list_conversations(&self.state.db, &r.shop_id, customer, limit, offset)
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = core::next_token(offset, limit, rows.len());
+        Ok(Response::new(ListConversationsResponse {
+            conversations: rows.into_iter().map(conversation_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        req: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let (lines, next_page_token) = core::transcript(
+            &self.state,
+            &r.shop_id,
+            &r.conversation_id,
+            r.page_size,
+            &r.page_token,
+            auth.as_deref(),
+        )
+        .await?;
+        Ok(Response::new(ListMessagesResponse {
+            entries: lines.into_iter().map(line_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_customer(
+        &self,
+        req: Request<GetCustomerRequest>,
+    ) -> Result<Response<GetCustomerResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.ident("customer_id", &r.customer_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let ids = store::identities(&self.state.db, &r.shop_id, &r.customer_id)
+            .await
+            .map_err(ApiError::from)?;
+        if ids.is_empty() {
+            return Err(ApiError::NotFound(format!("customer {} not found", r.customer_id)).into());
+        }
+        Ok(Response::new(GetCustomerResponse {
+            customer: Some(Customer {
+                customer_id: r.customer_id,
+                shop_id: r.shop_id,
+                identities: ids
+                    .into_iter()
+                    .map(|i| Identity {
+                        channel: i.channel,
+                        channel_user_id: i.channel_user_id,
+                        created_at: Some(event::timestamp(i.created_at)),
+                    })
+                    .collect(),
+            }),
+        }))
+    }
+
     type SubscribeStream = ReplyStream;
 
     async fn subscribe(
@@ -85,6 +234,9 @@ impl SessionRouterService for Api {
         if !r.conversation_id.is_empty() {
             v.ident("conversation_id", &r.conversation_id, 64);
         }
+        if !r.channel.is_empty() {
+            v.ident("channel", &r.channel, 32);
+        }
         if r.after_cursor < 0 {
             v.add("after_cursor", "must not be negative");
         }
@@ -96,12 +248,14 @@ impl SessionRouterService for Api {
         tokio::spawn(async move {
             let mut cursor = r.after_cursor;
             let conversation = (!r.conversation_id.is_empty()).then_some(r.conversation_id);
+            let channel = (!r.channel.is_empty()).then_some(r.channel);
             let mut changed = state.replies.subscribe();
             loop {
                 let batch = match store::replies_after(
                     &state.db,
                     &r.shop_id,
                     conversation.as_deref(),
+                    channel.as_deref(),
                     cursor,
                     200,
                 )

@@ -199,3 +199,68 @@ pub async fn outbox_relay(state: Shared) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Largest page of any list API.
+pub const MAX_PAGE: i32 = 100;
+const MAX_OFFSET: u64 = 100_000;
+
+/// Validates a page size (0 → `default`) and an opaque page token (an offset).
+pub fn page(v: &mut Violations, page_size: i32, token: &str, default: u64) -> (u64, u64) {
+    if !(0..=MAX_PAGE).contains(&page_size) {
+        v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
+    }
+    let limit = if page_size <= 0 {
+        default
+    } else {
+        page_size as u64
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        match token.strip_prefix("o").and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) if n <= MAX_OFFSET => n,
+            _ => {
+                v.add("page_token", "not a token from a previous response");
+                0
+            }
+        }
+    };
+    (limit, offset)
+}
+
+/// The token of the page after one that returned `got` of `limit` items at `offset`.
+pub fn next_token(offset: u64, limit: u64, got: usize) -> String {
+    if (got as u64) < limit || offset + limit > MAX_OFFSET {
+        String::new()
+    } else {
+        format!("o{}", offset + limit)
+    }
+}
+
+/// A conversation's transcript page, after checking the caller's key for `shop_id`.
+pub async fn transcript(
+    state: &State,
+    shop_id: &str,
+    conversation_id: &str,
+    page_size: i32,
+    page_token: &str,
+    authorization: Option<&str>,
+) -> Result<(Vec<store::Line>, String), ApiError> {
+    let mut v = Violations::new();
+    v.ident("shop_id", shop_id, 64);
+    v.ident("conversation_id", conversation_id, 64);
+    let (limit, offset) = page(&mut v, page_size, page_token, 50);
+    v.into_result()?;
+    state.auth.check(shop_id, authorization).await?;
+    if store::shop_conversation(&state.db, shop_id, conversation_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "conversation {conversation_id} not found"
+        )));
+    }
+    let lines = store::transcript(&state.db, shop_id, conversation_id, limit, offset).await?;
+    let next = next_token(offset, limit, lines.len());
+    Ok((lines, next))
+}

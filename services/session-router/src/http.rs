@@ -5,13 +5,14 @@
 //! Responses: `200` with the reply when it arrived within `wait_ms`, `202` when accepted and not
 //! (yet) answered; errors are `{"error":{"code","message","details":[{"field","description"}]}}`
 //! with 400 (invalid), 401 (missing/wrong key), 503 (broker down; the message is kept and
-//! processed later). `GET /healthz` answers `ok`.
-use std::{net::SocketAddr, time::Duration};
+//! processed later). `GET /v1/conversations/{id}/messages?shop_id=..` returns the transcript.
+//! `GET /healthz` answers `ok`.
+use std::time::Duration;
 
 use axum::{
     Json, Router,
     body::{Body, to_bytes},
-    extract::State as AxState,
+    extract::{Path, Query, State as AxState},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -37,9 +38,57 @@ struct MessageBody {
     wait_ms: Option<u64>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PageQuery {
+    shop_id: String,
+    page_size: i32,
+    page_token: String,
+}
+
+/// `GET /v1/conversations/{id}/messages?shop_id=..&page_size=..&page_token=..` — the
+/// transcript (customer messages and replies, in time order).
+async fn get_transcript(
+    AxState(state): AxState<Shared>,
+    Path(id): Path<String>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        let mut v = Violations::new();
+        v.add(
+            "query",
+            "expected shop_id, page_size (0-100) and page_token",
+        );
+        return ApiError::from(v).into_response();
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match core::transcript(&state, &q.shop_id, &id, q.page_size, &q.page_token, auth).await {
+        Ok((lines, next)) => {
+            let entries: Vec<serde_json::Value> = lines
+                .into_iter()
+                .map(crate::api::line_to_proto)
+                .map(|e| {
+                    json!({
+                        "author": e.author, "message_id": e.message_id, "reply_id": e.reply_id,
+                        "channel": e.channel, "text": e.text, "intent": e.intent,
+                        "created_at": e.created_at.map(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32).map(|d| d.to_rfc3339()).unwrap_or_default()),
+                    })
+                })
+                .collect();
+            Json(json!({"conversation_id": id, "entries": entries, "next_page_token": next}))
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/messages", post(post_message))
+        .route("/v1/conversations/{id}/messages", get(get_transcript))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {
             ApiError::NotFound("no such route; see POST /v1/messages".into()).into_response()
@@ -129,14 +178,11 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
 }
 
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     state: Shared,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding HTTP address {addr}: {e}"))?;
-    tracing::info!(%addr, "HTTP ingress listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP ingress listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

@@ -102,9 +102,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     );
     svc.lifecycle
         .spawn("outbox-relay", core::outbox_relay(state.clone()));
+    let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;
     svc.lifecycle.spawn(
         "http",
-        http::serve(args.http_addr, state.clone(), state.shutdown.clone()),
+        http::serve(http_listener, state.clone(), state.shutdown.clone()),
     );
     let routes = Routes::new(
         SessionRouterServiceServer::new(api::Api { state })

@@ -346,6 +346,7 @@ pub async fn replies_after(
     db: &DatabaseConnection,
     shop_id: &str,
     conversation_id: Option<&str>,
+    channel: Option<&str>,
     cursor: i64,
     limit: u64,
 ) -> Result<Vec<reply::Model>, DbErr> {
@@ -354,6 +355,9 @@ pub async fn replies_after(
         .filter(reply::Column::Cursor.gt(cursor));
     if let Some(c) = conversation_id {
         q = q.filter(reply::Column::ConversationId.eq(c));
+    }
+    if let Some(c) = channel {
+        q = q.filter(reply::Column::Channel.eq(c));
     }
     q.order_by_asc(reply::Column::Cursor)
         .limit(limit)
@@ -370,5 +374,105 @@ pub async fn reply_for_message(
         .filter(reply::Column::MessageId.eq(message_id))
         .order_by_asc(reply::Column::Cursor)
         .one(db)
+        .await
+}
+
+/// A conversation of `shop_id` (never another shop's).
+pub async fn shop_conversation(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    conversation_id: &str,
+) -> Result<Option<conversation::Model>, DbErr> {
+    conversation::Entity::find_by_id(conversation_id.to_owned())
+        .filter(conversation::Column::ShopId.eq(shop_id))
+        .one(db)
+        .await
+}
+
+/// A shop's conversations, most recently active first.
+pub async fn list_conversations(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: Option<&str>,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<conversation::Model>, DbErr> {
+    let mut q = conversation::Entity::find().filter(conversation::Column::ShopId.eq(shop_id));
+    if let Some(c) = customer_id {
+        q = q.filter(conversation::Column::CustomerId.eq(c));
+    }
+    q.order_by_desc(conversation::Column::LastMessageAt)
+        .order_by_asc(conversation::Column::ConversationId)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await
+}
+
+/// One line of a transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    Message(message::Model),
+    Reply(reply::Model),
+}
+
+impl Line {
+    pub fn at(&self) -> chrono::DateTime<Utc> {
+        match self {
+            Line::Message(m) => m.created_at,
+            Line::Reply(r) => r.created_at,
+        }
+    }
+}
+
+/// A conversation's messages and replies in time order (a reply after the message it answers).
+pub async fn transcript(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    conversation_id: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Line>, DbErr> {
+    let upto = offset.saturating_add(limit);
+    let messages = message::Entity::find()
+        .filter(message::Column::ShopId.eq(shop_id))
+        .filter(message::Column::ConversationId.eq(conversation_id))
+        .order_by_asc(message::Column::CreatedAt)
+        .order_by_asc(message::Column::MessageId)
+        .limit(upto)
+        .all(db)
+        .await?;
+    let replies = reply::Entity::find()
+        .filter(reply::Column::ShopId.eq(shop_id))
+        .filter(reply::Column::ConversationId.eq(conversation_id))
+        .order_by_asc(reply::Column::Cursor)
+        .limit(upto)
+        .all(db)
+        .await?;
+    let mut lines: Vec<Line> = messages
+        .into_iter()
+        .map(Line::Message)
+        .chain(replies.into_iter().map(Line::Reply))
+        .collect();
+    // Stable: on equal times a message sorts before replies.
+    lines.sort_by_key(|l| (l.at(), matches!(l, Line::Reply(_))));
+    Ok(lines
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect())
+}
+
+/// A customer's identities (empty when the customer is not the shop's).
+pub async fn identities(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: &str,
+) -> Result<Vec<identity::Model>, DbErr> {
+    identity::Entity::find()
+        .filter(identity::Column::ShopId.eq(shop_id))
+        .filter(identity::Column::CustomerId.eq(customer_id))
+        .order_by_asc(identity::Column::CreatedAt)
+        .all(db)
         .await
 }

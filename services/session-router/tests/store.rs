@@ -150,12 +150,14 @@ async fn replies_are_stored_once_and_stay_in_their_shop(db: &DatabaseConnection)
         .unwrap()
         .expect("new");
     assert!(r2.cursor > r1.cursor);
-    let s1 = store::replies_after(db, "s1", None, 0, 100).await.unwrap();
+    let s1 = store::replies_after(db, "s1", None, None, 0, 100)
+        .await
+        .unwrap();
     assert_eq!(
         s1.iter().map(|r| r.reply_id.as_str()).collect::<Vec<_>>(),
         ["r-a", "r-b"]
     );
-    let after = store::replies_after(db, "s1", None, r1.cursor, 100)
+    let after = store::replies_after(db, "s1", None, None, r1.cursor, 100)
         .await
         .unwrap();
     assert_eq!(after.len(), 1);

@@ -53,16 +53,24 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// A free port for a service to listen on. Chosen at random below the kernel's ephemeral range
+/// (32768+ here), so it cannot collide with the local ports of outgoing connections, and
+/// checked by binding it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use rand::Rng;
+    let mut rng = rand::rng();
+    loop {
+        let port = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Proc {
     child: Child,
     grpc_port: u16,
+    metrics_port: u16,
 }
 
 /// A running mesh.
@@ -97,7 +105,19 @@ impl Mesh {
             mesh.spawn(s, free_port());
         }
         for s in SERVICES {
-            mesh.wait_serving(s).await;
+            // A port picked by another test at the same moment makes a service exit at start;
+            // start it again on another port.
+            for attempt in 0.. {
+                if mesh.wait_serving(s).await {
+                    break;
+                }
+                assert!(
+                    attempt < 3,
+                    "{s} keeps exiting at start\n{}",
+                    mesh.log_tail(s)
+                );
+                mesh.spawn(s, free_port());
+            }
         }
         mesh.api_key = std::fs::read_to_string(mesh.dir.join("api-key"))
             .expect("seeded key")
@@ -107,10 +127,23 @@ impl Mesh {
     }
 
     fn spawn(&mut self, service: &'static str, grpc_port: u16) {
+        let http_port = self.http_port;
+        self.spawn_as(service, service, grpc_port, http_port);
+    }
+
+    /// Starts `service`'s binary under the name `key` (e.g. a second replica).
+    fn spawn_as(
+        &mut self,
+        key: &'static str,
+        service: &'static str,
+        grpc_port: u16,
+        http_port: u16,
+    ) {
+        let metrics_port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("{service}.log")))
+            .open(self.dir.join(format!("{key}.log")))
             .expect("log file");
         let mut cmd = Command::new(bin_dir().join(format!("kefu-{service}")));
         cmd.env("KEFU_KAFKA_BROKERS", brokers())
@@ -118,7 +151,7 @@ impl Mesh {
             .env("KEFU_TOPIC_PARTITIONS", "2")
             .env("KEFU_KAFKA_SESSION_TIMEOUT_MS", "6000")
             .env("KEFU_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-            .env("KEFU_METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("KEFU_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("RUST_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
@@ -128,7 +161,7 @@ impl Mesh {
         match service {
             "session-router" => {
                 cmd.env("KEFU_DATABASE_URL", &self.session_db)
-                    .env("KEFU_HTTP_ADDR", format!("127.0.0.1:{}", self.http_port))
+                    .env("KEFU_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
                     .env("KEFU_SEED_SHOP", SHOP)
                     .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"));
             }
@@ -150,10 +183,54 @@ impl Mesh {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning kefu-{service}: {e}"));
-        self.procs.insert(service, Proc { child, grpc_port });
+        self.procs.insert(
+            key,
+            Proc {
+                child,
+                grpc_port,
+                metrics_port,
+            },
+        );
     }
 
-    async fn wait_serving(&self, service: &str) {
+    /// Starts a second session-router replica (same database and consumer group) and
+    /// returns its HTTP base URL.
+    pub async fn start_second_router(&mut self) -> String {
+        let http = free_port();
+        self.spawn_as("session-router-2", "session-router", free_port(), http);
+        assert!(
+            self.wait_serving("session-router-2").await,
+            "{}",
+            self.log_tail("session-router-2")
+        );
+        format!("http://127.0.0.1:{http}")
+    }
+
+    /// Prometheus text of a process (`key` as in [`SERVICES`], or `session-router-2`).
+    pub async fn metrics_text(&self, key: &str) -> String {
+        let port = self.procs[key].metrics_port;
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Creates (or re-keys) another shop in session-router's database; returns its key.
+    pub async fn add_shop(&self, shop_id: &str) -> String {
+        let db = kefu_runtime::db::connect(&self.session_db)
+            .await
+            .expect("db");
+        let key = kefu_session_router::auth::generate_key();
+        kefu_session_router::auth::upsert_shop(&db, shop_id, &key)
+            .await
+            .expect("shop");
+        key
+    }
+
+    /// Waits until `service` reports SERVING (true) or its process exits (false).
+    async fn wait_serving(&mut self, service: &str) -> bool {
         let port = self.procs[service].grpc_port;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -173,7 +250,16 @@ impl Mesh {
             .await
             .unwrap_or(false);
             if ok {
-                return;
+                return true;
+            }
+            if let Ok(Some(_)) = self
+                .procs
+                .get_mut(service)
+                .expect("service")
+                .child
+                .try_wait()
+            {
+                return false;
             }
             if tokio::time::Instant::now() > deadline {
                 panic!(
@@ -215,7 +301,11 @@ impl Mesh {
     pub async fn restart(&mut self, service: &'static str) {
         let port = self.procs[service].grpc_port;
         self.spawn(service, port);
-        self.wait_serving(service).await;
+        assert!(
+            self.wait_serving(service).await,
+            "{service} exited at restart\n{}",
+            self.log_tail(service)
+        );
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -68,6 +68,7 @@ async fn http_waits_for_the_reply_and_is_idempotent() {
             shop_id: SHOP.into(),
             conversation_id: first["conversation_id"].as_str().expect("conv").into(),
             after_cursor: 0,
+            channel: String::new(),
         }))
         .await
         .expect("subscribe")
@@ -193,6 +194,7 @@ async fn bad_requests_get_clear_errors() {
             shop_id: SHOP.into(),
             conversation_id: String::new(),
             after_cursor: -1,
+            channel: String::new(),
         }))
         .await
     else {

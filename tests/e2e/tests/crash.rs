@@ -74,6 +74,7 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
             shop_id: SHOP.into(),
             conversation_id: String::new(),
             after_cursor: 0,
+            channel: String::new(),
         }))
         .await
         .expect("subscribe")

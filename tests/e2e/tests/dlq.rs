@@ -113,6 +113,7 @@ async fn undecodable_events_are_dead_lettered_and_consumers_move_on() {
             shop_id: SHOP.into(),
             conversation_id: sent.conversation_id,
             after_cursor: 0,
+            channel: String::new(),
         }))
         .await
         .expect("subscribe")

@@ -25,6 +25,7 @@ pub async fn collect(mesh: &Mesh, want: usize, timeout: Duration, settle: Durati
             shop_id: SHOP.into(),
             conversation_id: String::new(),
             after_cursor: 0,
+            channel: String::new(),
         }))
         .await
         .expect("subscribe")
@@ -132,6 +133,7 @@ async fn messages_flow_through_every_service_and_replies_arrive_on_subscribe() {
             shop_id: SHOP.into(),
             conversation_id: String::new(),
             after_cursor: last,
+            channel: String::new(),
         }))
         .await
         .expect("subscribe")
