@@ -3,9 +3,11 @@ use std::{pin::Pin, time::Duration};
 
 use kefu_proto::session::v1::{
     Conversation, Customer, GetConversationRequest, GetConversationResponse, GetCustomerRequest,
-    GetCustomerResponse, Identity, ListConversationsRequest, ListConversationsResponse,
-    ListMessagesRequest, ListMessagesResponse, Reply, SendRequest, SendResponse, SubscribeRequest,
-    SubscribeResponse, TranscriptEntry, session_router_service_server::SessionRouterService,
+    GetCustomerResponse, Identity, IdentityChange, LinkIdentitiesRequest, LinkIdentitiesResponse,
+    ListConversationsRequest, ListConversationsResponse, ListMessagesRequest, ListMessagesResponse,
+    Reply, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse, TranscriptEntry,
+    UnlinkIdentityRequest, UnlinkIdentityResponse,
+    session_router_service_server::SessionRouterService,
 };
 use kefu_runtime::{event, grpc::ApiError, validate::Violations};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -89,6 +91,41 @@ pub fn line_to_proto(l: Line) -> TranscriptEntry {
             intent: r.intent,
             created_at: Some(event::timestamp(r.created_at)),
         },
+    }
+}
+
+fn check_identity(v: &mut Violations, field: &str, channel: &str, user: &str) {
+    v.ident(&format!("{field}.channel"), channel, 32);
+    v.text(&format!("{field}.channel_user_id"), user, 128, 512);
+}
+
+fn graph_error(e: store::GraphError) -> Status {
+    match e {
+        store::GraphError::NotFound(m) => ApiError::NotFound(m).into(),
+        store::GraphError::Db(e) => ApiError::from(e).into(),
+    }
+}
+
+impl Api {
+    async fn customer(&self, shop_id: &str, customer_id: &str) -> Result<Customer, Status> {
+        let ids = store::identities(&self.state.db, shop_id, customer_id)
+            .await
+            .map_err(ApiError::from)?;
+        if ids.is_empty() {
+            return Err(ApiError::NotFound(format!("customer {customer_id} not found")).into());
+        }
+        Ok(Customer {
+            customer_id: customer_id.to_owned(),
+            shop_id: shop_id.to_owned(),
+            identities: ids
+                .into_iter()
+                .map(|i| Identity {
+                    channel: i.channel,
+                    channel_user_id: i.channel_user_id,
+                    created_at: Some(event::timestamp(i.created_at)),
+                })
+                .collect(),
+        })
     }
 }
 
@@ -199,25 +236,94 @@ impl SessionRouterService for Api {
         v.ident("customer_id", &r.customer_id, 64);
         v.into_result().map_err(ApiError::from)?;
         self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
-        let ids = store::identities(&self.state.db, &r.shop_id, &r.customer_id)
+        let customer = self.customer(&r.shop_id, &r.customer_id).await?;
+        let history = store::identity_history(&self.state.db, &r.shop_id, &r.customer_id)
             .await
-            .map_err(ApiError::from)?;
-        if ids.is_empty() {
-            return Err(ApiError::NotFound(format!("customer {} not found", r.customer_id)).into());
-        }
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|c| IdentityChange {
+                action: c.action,
+                channel: c.channel,
+                channel_user_id: c.channel_user_id,
+                from_customer_id: c.from_customer_id,
+                to_customer_id: c.to_customer_id,
+                reason: c.reason,
+                created_at: Some(event::timestamp(c.created_at)),
+            })
+            .collect();
         Ok(Response::new(GetCustomerResponse {
-            customer: Some(Customer {
-                customer_id: r.customer_id,
-                shop_id: r.shop_id,
-                identities: ids
-                    .into_iter()
-                    .map(|i| Identity {
-                        channel: i.channel,
-                        channel_user_id: i.channel_user_id,
-                        created_at: Some(event::timestamp(i.created_at)),
-                    })
-                    .collect(),
-            }),
+            customer: Some(customer),
+            history,
+        }))
+    }
+
+    async fn link_identities(
+        &self,
+        req: Request<LinkIdentitiesRequest>,
+    ) -> Result<Response<LinkIdentitiesResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.ident("customer_id", &r.customer_id, 64);
+        v.text("reason", &r.reason, 200, 800);
+        if r.identities.is_empty() || r.identities.len() > 20 {
+            v.add("identities", "must hold 1 to 20 identities");
+        }
+        for (i, id) in r.identities.iter().enumerate().take(20) {
+            check_identity(
+                &mut v,
+                &format!("identities[{i}]"),
+                &id.channel,
+                &id.channel_user_id,
+            );
+        }
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let idents: Vec<(String, String)> = r
+            .identities
+            .into_iter()
+            .map(|i| (i.channel, i.channel_user_id))
+            .collect();
+        store::link(
+            &self.state.db,
+            &r.shop_id,
+            &r.customer_id,
+            &idents,
+            &r.reason,
+        )
+        .await
+        .map_err(graph_error)?;
+        let customer = self.customer(&r.shop_id, &r.customer_id).await?;
+        Ok(Response::new(LinkIdentitiesResponse {
+            customer: Some(customer),
+        }))
+    }
+
+    async fn unlink_identity(
+        &self,
+        req: Request<UnlinkIdentityRequest>,
+    ) -> Result<Response<UnlinkIdentityResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.text("reason", &r.reason, 200, 800);
+        let id = r.identity.unwrap_or_default();
+        check_identity(&mut v, "identity", &id.channel, &id.channel_user_id);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let (customer_id, conversation_id) = store::unlink(
+            &self.state.db,
+            &r.shop_id,
+            &(id.channel, id.channel_user_id),
+            &r.reason,
+        )
+        .await
+        .map_err(graph_error)?;
+        Ok(Response::new(UnlinkIdentityResponse {
+            customer_id,
+            conversation_id,
         }))
     }
 

@@ -134,6 +134,32 @@ pub mod reply {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod identity_change {
+    use sea_orm::entity::prelude::*;
+
+    /// Audit trail of the identity graph: every link and unlink.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_changes")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(indexed)]
+        pub shop_id: String,
+        pub action: String,
+        pub channel: String,
+        pub channel_user_id: String,
+        pub from_customer_id: String,
+        pub to_customer_id: String,
+        pub reason: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migration {
     use sea_orm::{EntityTrait, Schema};
     use sea_orm_migration::prelude::*;
@@ -142,7 +168,7 @@ pub mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(Initial)]
+            vec![Box::new(Initial), Box::new(IdentityChanges)]
         }
         fn migration_table_name() -> sea_orm::DynIden {
             "session_router_migrations".into_iden()
@@ -150,6 +176,21 @@ pub mod migration {
     }
 
     struct Initial;
+
+    struct IdentityChanges;
+
+    impl MigrationName for IdentityChanges {
+        fn name(&self) -> &str {
+            "m20261124_000002_identity_changes"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for IdentityChanges {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            create(manager, super::identity_change::Entity).await
+        }
+    }
 
     impl MigrationName for Initial {
         fn name(&self) -> &str {

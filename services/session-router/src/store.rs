@@ -6,7 +6,7 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use crate::entity::{conversation, identity, message, reply};
+use crate::entity::{conversation, identity, identity_change, message, reply};
 use kefu_runtime::db;
 
 /// A conversation stays open while messages keep coming within this window.
@@ -473,6 +473,206 @@ pub async fn identities(
         .filter(identity::Column::ShopId.eq(shop_id))
         .filter(identity::Column::CustomerId.eq(customer_id))
         .order_by_asc(identity::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Why a link or unlink was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+async fn audit<C: ConnectionTrait>(
+    db: &C,
+    shop_id: &str,
+    action: &str,
+    ident: &(String, String),
+    from: &str,
+    to: &str,
+    reason: &str,
+) -> Result<(), DbErr> {
+    identity_change::Entity::insert(identity_change::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        shop_id: Set(shop_id.to_owned()),
+        action: Set(action.to_owned()),
+        channel: Set(ident.0.clone()),
+        channel_user_id: Set(ident.1.clone()),
+        from_customer_id: Set(from.to_owned()),
+        to_customer_id: Set(to.to_owned()),
+        reason: Set(reason.to_owned()),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Links `(channel, channel_user_id)` identities to `customer_id`, creating those not seen yet.
+pub async fn link(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: &str,
+    idents: &[(String, String)],
+    reason: &str,
+) -> Result<(), GraphError> {
+    if identities(db, shop_id, customer_id).await?.is_empty() {
+        return Err(GraphError::NotFound(format!(
+            "customer {customer_id} not found"
+        )));
+    }
+    let txn = db.begin().await?;
+    for ident in idents {
+        let existing =
+            identity::Entity::find_by_id((shop_id.to_owned(), ident.0.clone(), ident.1.clone()))
+                .one(&txn)
+                .await?;
+        let from = match existing {
+            Some(i) if i.customer_id == customer_id => continue,
+            Some(i) => {
+                identity::Entity::update_many()
+                    .col_expr(
+                        identity::Column::CustomerId,
+                        sea_orm::sea_query::Expr::value(customer_id),
+                    )
+                    .filter(identity::Column::ShopId.eq(shop_id))
+                    .filter(identity::Column::Channel.eq(ident.0.clone()))
+                    .filter(identity::Column::ChannelUserId.eq(ident.1.clone()))
+                    .exec(&txn)
+                    .await?;
+                i.customer_id
+            }
+            None => {
+                identity::Entity::insert(identity::ActiveModel {
+                    shop_id: Set(shop_id.to_owned()),
+                    channel: Set(ident.0.clone()),
+                    channel_user_id: Set(ident.1.clone()),
+                    customer_id: Set(customer_id.to_owned()),
+                    created_at: Set(Utc::now()),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                String::new()
+            }
+        };
+        audit(&txn, shop_id, "link", ident, &from, customer_id, reason).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Undoes the link of one identity: it returns to the customer it had before its last link (a
+/// new customer when it had none), and its messages in the old customer's conversations move
+/// to a conversation of their own. Returns (customer, conversation or "").
+pub async fn unlink(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    ident: &(String, String),
+    reason: &str,
+) -> Result<(String, String), GraphError> {
+    let txn = db.begin().await?;
+    let current =
+        identity::Entity::find_by_id((shop_id.to_owned(), ident.0.clone(), ident.1.clone()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| {
+                GraphError::NotFound(format!("identity {}:{} not found", ident.0, ident.1))
+            })?;
+    let old = current.customer_id.clone();
+    let last_link = identity_change::Entity::find()
+        .filter(identity_change::Column::ShopId.eq(shop_id))
+        .filter(identity_change::Column::Channel.eq(ident.0.clone()))
+        .filter(identity_change::Column::ChannelUserId.eq(ident.1.clone()))
+        .filter(identity_change::Column::Action.eq("link"))
+        .filter(identity_change::Column::ToCustomerId.eq(old.clone()))
+        .order_by_desc(identity_change::Column::Id)
+        .one(&txn)
+        .await?;
+    let new_customer = match last_link {
+        Some(l) if !l.from_customer_id.is_empty() => l.from_customer_id,
+        _ => format!("cus_{}", uuid::Uuid::new_v4().simple()),
+    };
+    identity::Entity::update_many()
+        .col_expr(
+            identity::Column::CustomerId,
+            sea_orm::sea_query::Expr::value(new_customer.clone()),
+        )
+        .filter(identity::Column::ShopId.eq(shop_id))
+        .filter(identity::Column::Channel.eq(ident.0.clone()))
+        .filter(identity::Column::ChannelUserId.eq(ident.1.clone()))
+        .exec(&txn)
+        .await?;
+    let moved = message::Entity::find()
+        .filter(message::Column::ShopId.eq(shop_id))
+        .filter(message::Column::Channel.eq(ident.0.clone()))
+        .filter(message::Column::ChannelUserId.eq(ident.1.clone()))
+        .filter(message::Column::CustomerId.eq(old.clone()))
+        .order_by_asc(message::Column::CreatedAt)
+        .all(&txn)
+        .await?;
+    let mut conversation_id = String::new();
+    if let (Some(first), Some(last)) = (moved.first(), moved.last()) {
+        conversation_id = format!("conv_{}", uuid::Uuid::new_v4().simple());
+        conversation::Entity::insert(conversation::ActiveModel {
+            conversation_id: Set(conversation_id.clone()),
+            shop_id: Set(shop_id.to_owned()),
+            customer_id: Set(new_customer.clone()),
+            recent_intents: Set(String::new()),
+            open_ticket_id: Set(String::new()),
+            created_at: Set(first.created_at),
+            last_message_at: Set(last.created_at),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let ids: Vec<String> = moved.iter().map(|m| m.message_id.clone()).collect();
+        message::Entity::update_many()
+            .col_expr(
+                message::Column::ConversationId,
+                sea_orm::sea_query::Expr::value(conversation_id.clone()),
+            )
+            .col_expr(
+                message::Column::CustomerId,
+                sea_orm::sea_query::Expr::value(new_customer.clone()),
+            )
+            .filter(message::Column::MessageId.is_in(ids.clone()))
+            .exec(&txn)
+            .await?;
+        reply::Entity::update_many()
+            .col_expr(
+                reply::Column::ConversationId,
+                sea_orm::sea_query::Expr::value(conversation_id.clone()),
+            )
+            .col_expr(
+                reply::Column::CustomerId,
+                sea_orm::sea_query::Expr::value(new_customer.clone()),
+            )
+            .filter(reply::Column::ShopId.eq(shop_id))
+            .filter(reply::Column::MessageId.is_in(ids))
+            .exec(&txn)
+            .await?;
+    }
+    audit(&txn, shop_id, "unlink", ident, &old, &new_customer, reason).await?;
+    txn.commit().await?;
+    Ok((new_customer, conversation_id))
+}
+
+/// The audit trail of a customer: changes that moved an identity to or from them.
+pub async fn identity_history(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: &str,
+) -> Result<Vec<identity_change::Model>, DbErr> {
+    identity_change::Entity::find()
+        .filter(identity_change::Column::ShopId.eq(shop_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(identity_change::Column::FromCustomerId.eq(customer_id))
+                .add(identity_change::Column::ToCustomerId.eq(customer_id)),
+        )
+        .order_by_asc(identity_change::Column::Id)
         .all(db)
         .await
 }

@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use kefu_e2e::{Mesh, SHOP};
 use kefu_proto::session::v1::{
-    GetConversationRequest, GetCustomerRequest, ListConversationsRequest, ListMessagesRequest,
-    SendRequest, SubscribeRequest,
+    GetConversationRequest, GetCustomerRequest, IdentityRef, LinkIdentitiesRequest,
+    ListConversationsRequest, ListMessagesRequest, SendRequest, SubscribeRequest,
+    UnlinkIdentityRequest,
 };
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
@@ -314,4 +315,170 @@ async fn two_router_replicas_answer_waiting_requests_whichever_consumed_the_repl
             .sum();
         assert!(consumed > 0.0, "{key} consumed no replies:\n{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_identities_share_one_conversation_and_unlinking_splits_them() {
+    let mesh = Mesh::start("links").await;
+    let mut client = mesh.session_client().await;
+    let msg = |channel: &str, user: &str, id: &str, text: &str| json!({"shop_id": SHOP, "channel": channel, "channel_user_id": user, "channel_message_id": id, "text": text, "wait_ms": 30000});
+    let (s, wx) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("wechat", "wx-9", "l1", "hello"),
+    )
+    .await;
+    assert_eq!(s, 200, "{wx}\n{}", mesh.logs());
+    let (conv, customer) = (
+        wx["conversation_id"].as_str().unwrap().to_owned(),
+        wx["customer_id"].as_str().unwrap().to_owned(),
+    );
+
+    let linked = client
+        .link_identities(mesh.authed(LinkIdentitiesRequest {
+            shop_id: SHOP.into(),
+            customer_id: customer.clone(),
+            identities: vec![IdentityRef {
+                channel: "taobao".into(),
+                channel_user_id: "tb-9".into(),
+            }],
+            reason: "agent verified the phone number".into(),
+        }))
+        .await
+        .expect("link")
+        .into_inner()
+        .customer
+        .expect("customer");
+    assert_eq!(linked.identities.len(), 2);
+
+    // The customer continues on Taobao: same customer, same conversation, one transcript.
+    let (s, tb) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("taobao", "tb-9", "l2", "我要退货"),
+    )
+    .await;
+    assert_eq!(s, 200, "{tb}");
+    assert_eq!(
+        (tb["customer_id"].as_str(), tb["conversation_id"].as_str()),
+        (Some(customer.as_str()), Some(conv.as_str()))
+    );
+    let transcript = |conversation_id: String| ListMessagesRequest {
+        shop_id: SHOP.into(),
+        conversation_id,
+        page_size: 0,
+        page_token: String::new(),
+    };
+    let all = client
+        .list_messages(mesh.authed(transcript(conv.clone())))
+        .await
+        .expect("transcript")
+        .into_inner()
+        .entries;
+    assert_eq!(
+        all.iter()
+            .map(|e| (e.author.as_str(), e.channel.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("customer", "wechat"),
+            ("bot", "wechat"),
+            ("customer", "taobao"),
+            ("bot", "taobao")
+        ]
+    );
+
+    // Unlinking splits them again: Taobao's messages and replies leave the conversation.
+    let un = client
+        .unlink_identity(mesh.authed(UnlinkIdentityRequest {
+            shop_id: SHOP.into(),
+            identity: Some(IdentityRef {
+                channel: "taobao".into(),
+                channel_user_id: "tb-9".into(),
+            }),
+            reason: "linked by mistake".into(),
+        }))
+        .await
+        .expect("unlink")
+        .into_inner();
+    assert_ne!(un.customer_id, customer);
+    let left = client
+        .list_messages(mesh.authed(transcript(conv.clone())))
+        .await
+        .expect("left")
+        .into_inner()
+        .entries;
+    assert!(
+        left.iter().all(|e| e.channel == "wechat") && left.len() == 2,
+        "{left:?}"
+    );
+    let split = client
+        .list_messages(mesh.authed(transcript(un.conversation_id.clone())))
+        .await
+        .expect("split")
+        .into_inner()
+        .entries;
+    assert!(
+        split.iter().all(|e| e.channel == "taobao") && split.len() == 2,
+        "{split:?}"
+    );
+    let after = client
+        .get_customer(mesh.authed(GetCustomerRequest {
+            shop_id: SHOP.into(),
+            customer_id: customer.clone(),
+        }))
+        .await
+        .expect("customer")
+        .into_inner();
+    assert_eq!(after.customer.expect("customer").identities.len(), 1);
+    assert_eq!(
+        after
+            .history
+            .iter()
+            .map(|h| h.action.as_str())
+            .collect::<Vec<_>>(),
+        ["link", "unlink"]
+    );
+    assert_eq!(after.history[1].reason, "linked by mistake");
+    // Taobao now continues its own conversation.
+    let (_, next) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("taobao", "tb-9", "l3", "谢谢"),
+    )
+    .await;
+    assert_eq!(
+        (
+            next["customer_id"].as_str(),
+            next["conversation_id"].as_str()
+        ),
+        (
+            Some(un.customer_id.as_str()),
+            Some(un.conversation_id.as_str())
+        )
+    );
+
+    // Bad input and unknown ids get clear errors.
+    let st = client
+        .link_identities(mesh.authed(LinkIdentitiesRequest {
+            shop_id: SHOP.into(),
+            customer_id: "cus_nope".into(),
+            identities: vec![IdentityRef {
+                channel: "web".into(),
+                channel_user_id: "x".into(),
+            }],
+            reason: "r".into(),
+        }))
+        .await
+        .expect_err("unknown customer");
+    assert_eq!(st.code(), Code::NotFound);
+    let st = client
+        .link_identities(mesh.authed(LinkIdentitiesRequest {
+            shop_id: SHOP.into(),
+            customer_id: customer,
+            identities: vec![],
+            reason: String::new(),
+        }))
+        .await
+        .expect_err("empty");
+    assert_eq!(st.code(), Code::InvalidArgument);
 }
