@@ -5,9 +5,9 @@ use kefu_proto::session::v1::{
     Conversation, Customer, GetConversationRequest, GetConversationResponse, GetCustomerRequest,
     GetCustomerResponse, Identity, IdentityChange, LinkIdentitiesRequest, LinkIdentitiesResponse,
     ListConversationsRequest, ListConversationsResponse, ListMessagesRequest, ListMessagesResponse,
-    Reply, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse, TranscriptEntry,
-    UnlinkIdentityRequest, UnlinkIdentityResponse,
-    session_router_service_server::SessionRouterService,
+    RegisterWebhookRequest, RegisterWebhookResponse, Reply, SendRequest, SendResponse,
+    SubscribeRequest, SubscribeResponse, TranscriptEntry, UnlinkIdentityRequest,
+    UnlinkIdentityResponse, session_router_service_server::SessionRouterService,
 };
 use kefu_runtime::{event, grpc::ApiError, validate::Violations};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -325,6 +325,32 @@ impl SessionRouterService for Api {
             customer_id,
             conversation_id,
         }))
+    }
+
+    async fn register_webhook(
+        &self,
+        req: Request<RegisterWebhookRequest>,
+    ) -> Result<Response<RegisterWebhookResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.ident("channel", &r.channel, 32);
+        if r.url.len() > 2048
+            || !(r.url.starts_with("http://") || r.url.starts_with("https://"))
+            || r.url.parse::<http::Uri>().is_err()
+        {
+            v.add(
+                "url",
+                "must be an http:// or https:// URL of at most 2048 characters",
+            );
+        }
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let secret = crate::webhook::register(&self.state.db, &r.shop_id, &r.channel, &r.url)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(RegisterWebhookResponse { secret }))
     }
 
     type SubscribeStream = ReplyStream;

@@ -160,6 +160,56 @@ pub mod identity_change {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod webhook {
+    use sea_orm::entity::prelude::*;
+
+    /// Where a shop's replies on one channel are POSTed.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhooks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shop_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: String,
+        pub url: String,
+        pub secret: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_delivery {
+    use sea_orm::entity::prelude::*;
+
+    /// One reply to POST to a webhook (an outbox row: written with the reply, retried until
+    /// delivered).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub shop_id: String,
+        pub channel: String,
+        /// The reply's cursor.
+        #[sea_orm(unique)]
+        pub reply_cursor: i64,
+        pub attempts: i32,
+        #[sea_orm(indexed)]
+        pub next_attempt_at: DateTimeUtc,
+        pub delivered_at: Option<DateTimeUtc>,
+        pub last_error: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migration {
     use sea_orm::{EntityTrait, Schema};
     use sea_orm_migration::prelude::*;
@@ -168,7 +218,11 @@ pub mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(Initial), Box::new(IdentityChanges)]
+            vec![
+                Box::new(Initial),
+                Box::new(IdentityChanges),
+                Box::new(Webhooks),
+            ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
             "session_router_migrations".into_iden()
@@ -178,6 +232,22 @@ pub mod migration {
     struct Initial;
 
     struct IdentityChanges;
+
+    struct Webhooks;
+
+    impl MigrationName for Webhooks {
+        fn name(&self) -> &str {
+            "m20261124_000003_webhooks"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Webhooks {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            create(manager, super::webhook::Entity).await?;
+            create(manager, super::webhook_delivery::Entity).await
+        }
+    }
 
     impl MigrationName for IdentityChanges {
         fn name(&self) -> &str {

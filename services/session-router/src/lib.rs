@@ -19,6 +19,7 @@ pub mod http;
 pub mod pipeline;
 pub mod policy;
 pub mod store;
+pub mod webhook;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -102,6 +103,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     );
     svc.lifecycle
         .spawn("outbox-relay", core::outbox_relay(state.clone()));
+    svc.lifecycle
+        .spawn("webhooks", webhook::deliver_loop(state.clone()));
     let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;
     svc.lifecycle.spawn(
         "http",

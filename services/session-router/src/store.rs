@@ -337,6 +337,9 @@ pub async fn store_reply(
         .filter(reply::Column::ReplyId.eq(reply_id))
         .one(&txn)
         .await?;
+    if let Some(r) = &row {
+        crate::webhook::enqueue(&txn, r).await?;
+    }
     txn.commit().await?;
     Ok(row)
 }
