@@ -66,6 +66,7 @@ pub fn conversation_to_proto(c: conversation::Model) -> Conversation {
         shop_id: c.shop_id,
         customer_id: c.customer_id,
         open_ticket_id: c.open_ticket_id,
+        previous_conversation_id: c.previous_conversation_id,
         created_at: Some(event::timestamp(c.created_at)),
         last_message_at: Some(event::timestamp(c.last_message_at)),
     }

@@ -33,6 +33,8 @@ pub struct State {
     /// The highest reply cursor stored by this process (wakes subscribers and waiters).
     pub replies: watch::Sender<i64>,
     pub shutdown: CancellationToken,
+    /// A conversation idle this long is closed; the next message opens a new, linked one.
+    pub conversation_idle: chrono::Duration,
 }
 
 pub type Shared = Arc<State>;
@@ -132,8 +134,9 @@ pub async fn send(
     msg.validate(&mut v);
     v.into_result()?;
     state.auth.check(&msg.shop_id, authorization).await?;
-    let accepted = store::accept(
+    let accepted = store::accept_with_idle(
         &state.db,
+        state.conversation_idle,
         &msg.shop_id,
         &msg.channel,
         &msg.channel_user_id,

@@ -57,6 +57,8 @@ pub mod conversation {
         pub recent_intents: String,
         /// Ticket a human agent holds for this conversation ("" when none).
         pub open_ticket_id: String,
+        /// The conversation this one follows after an idle timeout ("" when none).
+        pub previous_conversation_id: String,
         pub created_at: DateTimeUtc,
         pub last_message_at: DateTimeUtc,
     }
@@ -222,6 +224,7 @@ pub mod migration {
                 Box::new(Initial),
                 Box::new(IdentityChanges),
                 Box::new(Webhooks),
+                Box::new(PreviousConversation),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -234,6 +237,40 @@ pub mod migration {
     struct IdentityChanges;
 
     struct Webhooks;
+
+    struct PreviousConversation;
+
+    impl MigrationName for PreviousConversation {
+        fn name(&self) -> &str {
+            "m20261124_000004_previous_conversation"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for PreviousConversation {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::conversation;
+            if manager
+                .has_column("conversations", "previous_conversation_id")
+                .await?
+            {
+                return Ok(());
+            }
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(conversation::Entity)
+                        .add_column(
+                            ColumnDef::new(conversation::Column::PreviousConversationId)
+                                .string()
+                                .not_null()
+                                .default(""),
+                        )
+                        .to_owned(),
+                )
+                .await
+        }
+    }
 
     impl MigrationName for Webhooks {
         fn name(&self) -> &str {

@@ -52,6 +52,10 @@ pub struct Args {
     /// Below this classifier confidence a person answers instead of the bot.
     #[arg(long, env = "KEFU_MIN_CONFIDENCE", default_value_t = 0.5, value_parser = parse_unit)]
     pub min_confidence: f32,
+    /// Seconds of silence after which a conversation is closed; the next message opens a new
+    /// conversation linked to the old one.
+    #[arg(long, env = "KEFU_CONVERSATION_IDLE_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(1..=2_592_000))]
+    pub conversation_idle_secs: i64,
     /// Create this shop at start (with the key in --seed-api-key-file).
     #[arg(long, env = "KEFU_SEED_SHOP", requires = "seed_api_key_file")]
     pub seed_shop: Option<String>,
@@ -91,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         kafka: svc.kafka.clone(),
         replies,
         shutdown: svc.lifecycle.shutdown.clone(),
+        conversation_idle: chrono::Duration::seconds(args.conversation_idle_secs),
     });
     svc.consume(
         &[topics::CLASSIFIED, topics::REPLIES],

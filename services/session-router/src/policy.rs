@@ -112,6 +112,7 @@ mod tests {
             customer_id: "u".into(),
             recent_intents: String::new(),
             open_ticket_id: "T-1".into(),
+            previous_conversation_id: String::new(),
             created_at: chrono::Utc::now(),
             last_message_at: chrono::Utc::now(),
         };

@@ -10,7 +10,7 @@ use crate::entity::{conversation, identity, identity_change, message, reply};
 use kefu_runtime::db;
 
 /// A conversation stays open while messages keep coming within this window.
-const CONVERSATION_IDLE: Duration = Duration::hours(24);
+pub const CONVERSATION_IDLE: Duration = Duration::hours(24);
 /// How many recent intents a conversation remembers.
 const RECENT_INTENTS: usize = 5;
 
@@ -76,6 +76,7 @@ async fn conversation_for(
     db: &DatabaseConnection,
     shop_id: &str,
     customer_id: &str,
+    idle: Duration,
 ) -> Result<String, DbErr> {
     let now = Utc::now();
     let latest = conversation::Entity::find()
@@ -84,11 +85,13 @@ async fn conversation_for(
         .order_by_desc(conversation::Column::LastMessageAt)
         .one(db)
         .await?;
-    if let Some(c) = latest
-        && now - c.last_message_at < CONVERSATION_IDLE
+    if let Some(c) = &latest
+        && now - c.last_message_at < idle
     {
-        return Ok(c.conversation_id);
+        return Ok(c.conversation_id.clone());
     }
+    // The customer's previous conversation (closed by idleness) is linked from the new one.
+    let previous = latest.map(|c| c.conversation_id).unwrap_or_default();
     let id = format!("conv_{}", uuid::Uuid::new_v4().simple());
     conversation::Entity::insert(conversation::ActiveModel {
         conversation_id: Set(id.clone()),
@@ -96,6 +99,7 @@ async fn conversation_for(
         customer_id: Set(customer_id.to_owned()),
         recent_intents: Set(String::new()),
         open_ticket_id: Set(String::new()),
+        previous_conversation_id: Set(previous),
         created_at: Set(now),
         last_message_at: Set(now),
     })
@@ -104,9 +108,33 @@ async fn conversation_for(
     Ok(id)
 }
 
-/// Stores a new message, or finds the one with the same idempotency key.
+/// [`accept_with_idle`] with the default idle timeout.
 pub async fn accept(
     db: &DatabaseConnection,
+    shop_id: &str,
+    channel: &str,
+    channel_user_id: &str,
+    channel_message_id: &str,
+    text: &str,
+) -> Result<Accepted, DbErr> {
+    accept_with_idle(
+        db,
+        CONVERSATION_IDLE,
+        shop_id,
+        channel,
+        channel_user_id,
+        channel_message_id,
+        text,
+    )
+    .await
+}
+
+/// Stores a new message, or finds the one with the same idempotency key. The message joins
+/// the customer's conversation unless it has been idle for `idle`; then a new conversation
+/// starts, linked to the old one.
+pub async fn accept_with_idle(
+    db: &DatabaseConnection,
+    idle: Duration,
     shop_id: &str,
     channel: &str,
     channel_user_id: &str,
@@ -120,7 +148,7 @@ pub async fn accept(
         });
     }
     let customer_id = customer_for(db, shop_id, channel, channel_user_id).await?;
-    let conversation_id = conversation_for(db, shop_id, &customer_id).await?;
+    let conversation_id = conversation_for(db, shop_id, &customer_id, idle).await?;
     let now = Utc::now();
     let model = message::Model {
         message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
@@ -625,6 +653,7 @@ pub async fn unlink(
             customer_id: Set(new_customer.clone()),
             recent_intents: Set(String::new()),
             open_ticket_id: Set(String::new()),
+            previous_conversation_id: Set(String::new()),
             created_at: Set(first.created_at),
             last_message_at: Set(last.created_at),
         })

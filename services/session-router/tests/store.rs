@@ -171,6 +171,37 @@ async fn replies_are_stored_once_and_stay_in_their_shop(db: &DatabaseConnection)
     );
 }
 
+async fn idle_conversations_close_and_link(db: &DatabaseConnection) {
+    let idle = chrono::Duration::milliseconds(300);
+    let first = store::accept_with_idle(db, idle, "s1", "web", "idle-user", "i1", "hello")
+        .await
+        .unwrap()
+        .message;
+    let soon = store::accept_with_idle(db, idle, "s1", "web", "idle-user", "i2", "still here")
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(soon.conversation_id, first.conversation_id);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let later = store::accept_with_idle(db, idle, "s1", "web", "idle-user", "i3", "back again")
+        .await
+        .unwrap()
+        .message;
+    assert_ne!(
+        later.conversation_id, first.conversation_id,
+        "a new conversation after the idle timeout"
+    );
+    let conv = store::conversation(db, &later.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conv.previous_conversation_id, first.conversation_id,
+        "linked to the old one"
+    );
+    assert_eq!(later.customer_id, first.customer_id);
+}
+
 async fn seeded_keys_authenticate(db: &DatabaseConnection) {
     let file = std::env::temp_dir().join(format!("kefu-key-{}", uuid::Uuid::new_v4().simple()));
     let key = auth::seed_shop(db, "demo", &file).await.unwrap();
@@ -196,6 +227,7 @@ async fn store_on_sqlite() {
     messages_are_idempotent_and_identities_link(&db).await;
     routing_decisions_stick(&db).await;
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
+    idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
 }
 
@@ -205,5 +237,6 @@ async fn store_on_postgres() {
     messages_are_idempotent_and_identities_link(&db).await;
     routing_decisions_stick(&db).await;
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
+    idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
 }
