@@ -5,9 +5,10 @@ use kefu_proto::session::v1::{
     Conversation, Customer, GetConversationRequest, GetConversationResponse, GetCustomerRequest,
     GetCustomerResponse, Identity, IdentityChange, LinkIdentitiesRequest, LinkIdentitiesResponse,
     ListConversationsRequest, ListConversationsResponse, ListMessagesRequest, ListMessagesResponse,
-    RegisterWebhookRequest, RegisterWebhookResponse, Reply, SendRequest, SendResponse,
-    SubscribeRequest, SubscribeResponse, TranscriptEntry, UnlinkIdentityRequest,
-    UnlinkIdentityResponse, session_router_service_server::SessionRouterService,
+    RegisterWebhookRequest, RegisterWebhookResponse, Reply, RotateApiKeyRequest,
+    RotateApiKeyResponse, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
+    TranscriptEntry, UnlinkIdentityRequest, UnlinkIdentityResponse,
+    session_router_service_server::SessionRouterService,
 };
 use kefu_runtime::{event, grpc::ApiError, validate::Violations};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
@@ -352,6 +353,25 @@ impl SessionRouterService for Api {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(RegisterWebhookResponse { secret }))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        req: Request<RotateApiKeyRequest>,
+    ) -> Result<Response<RotateApiKeyResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let api_key = crate::auth::generate_key();
+        crate::auth::upsert_shop(&self.state.db, &r.shop_id, &api_key)
+            .await
+            .map_err(ApiError::Internal)?;
+        self.state.auth.forget(&r.shop_id);
+        tracing::info!(shop = %r.shop_id, "API key rotated");
+        Ok(Response::new(RotateApiKeyResponse { api_key }))
     }
 
     type SubscribeStream = ReplyStream;

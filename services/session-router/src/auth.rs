@@ -116,6 +116,11 @@ impl Authenticator {
         Ok(found)
     }
 
+    /// Drops a shop's cached key hash (after a rotation).
+    pub fn forget(&self, shop_id: &str) {
+        self.cache.write().expect("auth cache").remove(shop_id);
+    }
+
     /// `authorization` is the raw header value. Unknown shop → InvalidArgument on `shop_id`;
     /// missing or wrong key → Unauthenticated.
     pub async fn check(&self, shop_id: &str, authorization: Option<&str>) -> Result<(), ApiError> {

@@ -4,8 +4,8 @@ use std::time::Duration;
 use kefu_e2e::{Mesh, SHOP};
 use kefu_proto::session::v1::{
     GetConversationRequest, GetCustomerRequest, IdentityRef, LinkIdentitiesRequest,
-    ListConversationsRequest, ListMessagesRequest, SendRequest, SubscribeRequest,
-    UnlinkIdentityRequest,
+    ListConversationsRequest, ListMessagesRequest, RotateApiKeyRequest, SendRequest,
+    SubscribeRequest, UnlinkIdentityRequest,
 };
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
@@ -242,6 +242,43 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
             .is_err(),
         "B's stream carries none of A's replies"
     );
+
+    // B rotates its key: the old one stops working, the new one works.
+    let new_b = client
+        .rotate_api_key(with_key(
+            RotateApiKeyRequest {
+                shop_id: "shop-b".into(),
+            },
+            &key_b,
+        ))
+        .await
+        .expect("rotate")
+        .into_inner()
+        .api_key;
+    assert_ne!(new_b, key_b);
+    let list_b = |key: &str| {
+        with_key(
+            ListConversationsRequest {
+                shop_id: "shop-b".into(),
+                customer_id: String::new(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            key,
+        )
+    };
+    assert_eq!(
+        client
+            .list_conversations(list_b(&key_b))
+            .await
+            .expect_err("old key")
+            .code(),
+        Code::Unauthenticated
+    );
+    client
+        .list_conversations(list_b(&new_b))
+        .await
+        .expect("new key");
 
     // Channel filter: A's replies on "web" only — none, since everything came on wechat.
     let mut web = client
