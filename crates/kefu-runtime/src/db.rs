@@ -59,6 +59,23 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Creates `entity`'s table (if missing) from its sea-orm definition: the one step most
+/// services' first migration needs.
+pub async fn create_table<E: sea_orm::EntityTrait>(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+    entity: E,
+) -> Result<(), DbErr> {
+    let schema = sea_orm::Schema::new(manager.get_database_backend());
+    manager
+        .create_table(
+            schema
+                .create_table_from_entity(entity)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+}
+
 /// True when `err` is a unique-constraint violation (an idempotent insert that lost the race).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

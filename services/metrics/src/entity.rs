@@ -37,7 +37,6 @@ pub mod topic_count {
 }
 
 pub mod migration {
-    use sea_orm::Schema;
     use sea_orm_migration::prelude::*;
 
     pub struct Migrator;
@@ -62,23 +61,8 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreateCounts {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            let schema = Schema::new(manager.get_database_backend());
-            manager
-                .create_table(
-                    schema
-                        .create_table_from_entity(super::seen_event::Entity)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await?;
-            manager
-                .create_table(
-                    schema
-                        .create_table_from_entity(super::topic_count::Entity)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await
+            kefu_runtime::db::create_table(manager, super::seen_event::Entity).await?;
+            kefu_runtime::db::create_table(manager, super::topic_count::Entity).await
         }
     }
 }

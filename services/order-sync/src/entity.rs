@@ -25,7 +25,6 @@ pub mod order {
 }
 
 pub mod migration {
-    use sea_orm::Schema;
     use sea_orm_migration::prelude::*;
 
     pub struct Migrator;
@@ -50,15 +49,7 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreateOrders {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            let schema = Schema::new(manager.get_database_backend());
-            manager
-                .create_table(
-                    schema
-                        .create_table_from_entity(super::order::Entity)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await
+            kefu_runtime::db::create_table(manager, super::order::Entity).await
         }
     }
 }

@@ -213,7 +213,6 @@ pub mod webhook_delivery {
 }
 
 pub mod migration {
-    use sea_orm::{EntityTrait, Schema};
     use sea_orm_migration::prelude::*;
 
     pub struct Migrator;
@@ -281,8 +280,8 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for Webhooks {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            create(manager, super::webhook::Entity).await?;
-            create(manager, super::webhook_delivery::Entity).await
+            kefu_runtime::db::create_table(manager, super::webhook::Entity).await?;
+            kefu_runtime::db::create_table(manager, super::webhook_delivery::Entity).await
         }
     }
 
@@ -295,7 +294,7 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for IdentityChanges {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            create(manager, super::identity_change::Entity).await
+            kefu_runtime::db::create_table(manager, super::identity_change::Entity).await
         }
     }
 
@@ -305,27 +304,15 @@ pub mod migration {
         }
     }
 
-    async fn create<E: EntityTrait>(manager: &SchemaManager<'_>, e: E) -> Result<(), DbErr> {
-        let schema = Schema::new(manager.get_database_backend());
-        manager
-            .create_table(
-                schema
-                    .create_table_from_entity(e)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
-    }
-
     #[async_trait::async_trait]
     impl MigrationTrait for Initial {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             use super::*;
-            create(manager, shop::Entity).await?;
-            create(manager, identity::Entity).await?;
-            create(manager, conversation::Entity).await?;
-            create(manager, message::Entity).await?;
-            create(manager, reply::Entity).await?;
+            kefu_runtime::db::create_table(manager, shop::Entity).await?;
+            kefu_runtime::db::create_table(manager, identity::Entity).await?;
+            kefu_runtime::db::create_table(manager, conversation::Entity).await?;
+            kefu_runtime::db::create_table(manager, message::Entity).await?;
+            kefu_runtime::db::create_table(manager, reply::Entity).await?;
             manager
                 .create_index(
                     Index::create()
