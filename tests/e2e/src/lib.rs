@@ -60,7 +60,7 @@ pub fn free_port() -> u16 {
     use rand::Rng;
     let mut rng = rand::rng();
     loop {
-        let port = rng.random_range(20_000..32_000);
+        let port = rng.random_range(15_000..32_000);
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -116,6 +116,9 @@ impl Mesh {
                     "{s} keeps exiting at start\n{}",
                     mesh.log_tail(s)
                 );
+                if *s == "session-router" {
+                    mesh.http_port = free_port();
+                }
                 mesh.spawn(s, free_port());
             }
         }
