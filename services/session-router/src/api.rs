@@ -2,12 +2,14 @@
 use std::{pin::Pin, time::Duration};
 
 use kefu_proto::session::v1::{
-    Conversation, Customer, GetConversationRequest, GetConversationResponse, GetCustomerRequest,
-    GetCustomerResponse, Identity, IdentityChange, LinkIdentitiesRequest, LinkIdentitiesResponse,
+    Conversation, Customer, DialoguePolicy, GetConversationRequest, GetConversationResponse,
+    GetCustomerRequest, GetCustomerResponse, GetDialoguePolicyRequest, GetDialoguePolicyResponse,
+    Identity, IdentityChange, LinkIdentitiesRequest, LinkIdentitiesResponse,
     ListConversationsRequest, ListConversationsResponse, ListMessagesRequest, ListMessagesResponse,
     RegisterWebhookRequest, RegisterWebhookResponse, Reply, RotateApiKeyRequest,
-    RotateApiKeyResponse, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
-    TranscriptEntry, UnlinkIdentityRequest, UnlinkIdentityResponse,
+    RotateApiKeyResponse, SendRequest, SendResponse, SetDialoguePolicyRequest,
+    SetDialoguePolicyResponse, SubscribeRequest, SubscribeResponse, TranscriptEntry,
+    UnlinkIdentityRequest, UnlinkIdentityResponse,
     session_router_service_server::SessionRouterService,
 };
 use kefu_runtime::{event, grpc::ApiError, validate::Violations};
@@ -93,6 +95,14 @@ pub fn line_to_proto(l: Line) -> TranscriptEntry {
             intent: r.intent,
             created_at: Some(event::timestamp(r.created_at)),
         },
+    }
+}
+
+fn policy_to_proto(p: &crate::policy::Policy) -> DialoguePolicy {
+    DialoguePolicy {
+        min_confidence: p.min_confidence,
+        max_repeats: p.max_repeats as i32,
+        human_intents: p.human_intents.clone(),
     }
 }
 
@@ -372,6 +382,66 @@ impl SessionRouterService for Api {
         self.state.auth.forget(&r.shop_id);
         tracing::info!(shop = %r.shop_id, "API key rotated");
         Ok(Response::new(RotateApiKeyResponse { api_key }))
+    }
+
+    async fn get_dialogue_policy(
+        &self,
+        req: Request<GetDialoguePolicyRequest>,
+    ) -> Result<Response<GetDialoguePolicyResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let p = store::shop_policy(&self.state.db, &r.shop_id)
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_else(|| self.state.default_policy.clone());
+        Ok(Response::new(GetDialoguePolicyResponse {
+            policy: Some(policy_to_proto(&p)),
+        }))
+    }
+
+    async fn set_dialogue_policy(
+        &self,
+        req: Request<SetDialoguePolicyRequest>,
+    ) -> Result<Response<SetDialoguePolicyResponse>, Status> {
+        let auth = authorization(&req);
+        let r = req.into_inner();
+        let mut v = Violations::new();
+        v.ident("shop_id", &r.shop_id, 64);
+        let p = r.policy.unwrap_or_default();
+        if !(0.0..=1.0).contains(&p.min_confidence) {
+            v.add("policy.min_confidence", "must be between 0 and 1");
+        }
+        if !(0..=20).contains(&p.max_repeats) {
+            v.add("policy.max_repeats", "must be between 0 and 20");
+        }
+        if p.human_intents.len() > kefu_intent::INTENTS.len() {
+            v.add("policy.human_intents", "too many intents");
+        }
+        for (i, intent) in p.human_intents.iter().enumerate() {
+            if !kefu_intent::INTENTS.contains(&intent.as_str()) {
+                v.add(
+                    &format!("policy.human_intents[{i}]"),
+                    format!("unknown intent '{intent}'"),
+                );
+            }
+        }
+        v.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        let policy = crate::policy::Policy {
+            min_confidence: p.min_confidence,
+            max_repeats: p.max_repeats as usize,
+            human_intents: p.human_intents,
+        };
+        store::set_shop_policy(&self.state.db, &r.shop_id, &policy)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(SetDialoguePolicyResponse {
+            policy: Some(policy_to_proto(&policy)),
+        }))
     }
 
     type SubscribeStream = ReplyStream;

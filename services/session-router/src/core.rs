@@ -35,6 +35,8 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// A conversation idle this long is closed; the next message opens a new, linked one.
     pub conversation_idle: chrono::Duration,
+    /// Dialogue policy of shops that did not set their own.
+    pub default_policy: crate::policy::Policy,
 }
 
 pub type Shared = Arc<State>;

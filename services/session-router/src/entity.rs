@@ -212,6 +212,28 @@ pub mod webhook_delivery {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod shop_policy {
+    use sea_orm::entity::prelude::*;
+
+    /// A shop's dialogue policy (see `policy::Policy`).
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "shop_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shop_id: String,
+        pub min_confidence: f64,
+        pub max_repeats: i32,
+        /// Comma-separated intents.
+        pub human_intents: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migration {
     use sea_orm_migration::prelude::*;
 
@@ -224,6 +246,7 @@ pub mod migration {
                 Box::new(IdentityChanges),
                 Box::new(Webhooks),
                 Box::new(PreviousConversation),
+                Box::new(ShopPolicies),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -238,6 +261,21 @@ pub mod migration {
     struct Webhooks;
 
     struct PreviousConversation;
+
+    struct ShopPolicies;
+
+    impl MigrationName for ShopPolicies {
+        fn name(&self) -> &str {
+            "m20261124_000005_shop_policies"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for ShopPolicies {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            kefu_runtime::db::create_table(manager, super::shop_policy::Entity).await
+        }
+    }
 
     impl MigrationName for PreviousConversation {
         fn name(&self) -> &str {

@@ -96,14 +96,16 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         replies,
         shutdown: svc.lifecycle.shutdown.clone(),
         conversation_idle: chrono::Duration::seconds(args.conversation_idle_secs),
+        default_policy: policy::Policy {
+            min_confidence: args.min_confidence,
+            ..policy::Policy::default()
+        },
     });
     svc.consume(
         &[topics::CLASSIFIED, topics::REPLIES],
         Arc::new(pipeline::Consumers {
             state: state.clone(),
-            policy: policy::Policy {
-                min_confidence: args.min_confidence,
-            },
+            policy: state.default_policy.clone(),
         }),
     );
     svc.lifecycle

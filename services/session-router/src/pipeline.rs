@@ -48,9 +48,10 @@ impl Consumers {
             .map(|c| c.intent.clone())
             .unwrap_or_else(|| "other".into());
         let stored = if stored.route.is_empty() {
-            let decision = self
-                .policy
-                .decide(msg.classification.as_ref(), conv.as_ref());
+            let policy = store::shop_policy(db, &meta.shop_id)
+                .await?
+                .unwrap_or_else(|| self.policy.clone());
+            let decision = policy.decide(msg.classification.as_ref(), conv.as_ref());
             store::decide_route(
                 db,
                 &meta.message_id,

@@ -25,12 +25,27 @@ pub struct Decision {
 }
 
 /// Rules, in order: the customer asked for a person, complained, or asked something out of
-/// scope → human; a ticket is open in the
-/// conversation → human (the agent owns it); confidence below the threshold → human;
-/// otherwise the bot answers.
-#[derive(Clone, Debug)]
+/// scope → human; the shop routes this intent to people → human; a ticket is open in the
+/// conversation → human (the agent owns it); confidence below the threshold → human; the
+/// same question `max_repeats` times in a row (the bot is not resolving it) → human;
+/// otherwise the bot answers. Each shop can set its own values (`SetDialoguePolicy`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub min_confidence: f32,
+    /// 0 turns the repeat rule off.
+    pub max_repeats: usize,
+    /// Intents this shop always hands to people.
+    pub human_intents: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.5,
+            max_repeats: 3,
+            human_intents: Vec::new(),
+        }
+    }
 }
 
 impl Policy {
@@ -55,11 +70,28 @@ impl Policy {
         if c.intent == "out_of_scope" {
             return human("out of scope");
         }
+        if self.human_intents.contains(&c.intent) {
+            return human("shop rule");
+        }
         if conv.is_some_and(|c| !c.open_ticket_id.is_empty()) {
             return human("ticket open");
         }
         if c.confidence < self.min_confidence {
             return human("low confidence");
+        }
+        if self.max_repeats > 0
+            && let Some(conv) = conv
+        {
+            // recent_intents holds the previous messages' intents, most recent first.
+            let previous: Vec<&str> = conv
+                .recent_intents
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .take(self.max_repeats - 1)
+                .collect();
+            if previous.len() + 1 == self.max_repeats && previous.iter().all(|i| *i == c.intent) {
+                return human("bot not resolving");
+            }
         }
         Decision {
             route: RouteTo::Bot,
@@ -82,9 +114,7 @@ mod tests {
 
     #[test]
     fn routes_by_rules() {
-        let p = Policy {
-            min_confidence: 0.5,
-        };
+        let p = Policy::default();
         assert_eq!(
             p.decide(Some(&c("shipping_delay", 0.9)), None).route,
             RouteTo::Bot
@@ -120,6 +150,36 @@ mod tests {
             p.decide(Some(&c("shipping_delay", 0.9)), Some(&conv))
                 .reason,
             "ticket open"
+        );
+        let mut asked = conv.clone();
+        asked.open_ticket_id = String::new();
+        asked.recent_intents = "refund,refund,greeting".into();
+        assert_eq!(
+            p.decide(Some(&c("refund", 0.9)), Some(&asked)).reason,
+            "bot not resolving"
+        );
+        assert_eq!(
+            p.decide(Some(&c("invoice", 0.9)), Some(&asked)).route,
+            RouteTo::Bot
+        );
+        asked.recent_intents = "refund,greeting".into();
+        assert_eq!(
+            p.decide(Some(&c("refund", 0.9)), Some(&asked)).route,
+            RouteTo::Bot
+        );
+        let strict = Policy {
+            human_intents: vec!["refund".into()],
+            max_repeats: 0,
+            ..Policy::default()
+        };
+        assert_eq!(
+            strict.decide(Some(&c("refund", 0.99)), None).reason,
+            "shop rule"
+        );
+        asked.recent_intents = "refund,refund,refund".into();
+        assert_eq!(
+            strict.decide(Some(&c("invoice", 0.9)), Some(&asked)).route,
+            RouteTo::Bot
         );
     }
 }

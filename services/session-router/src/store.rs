@@ -6,7 +6,10 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use crate::entity::{conversation, identity, identity_change, message, reply};
+use crate::{
+    entity::{conversation, identity, identity_change, message, reply, shop_policy},
+    policy::Policy,
+};
 use kefu_runtime::db;
 
 /// A conversation stays open while messages keep coming within this window.
@@ -707,4 +710,49 @@ pub async fn identity_history(
         .order_by_asc(identity_change::Column::Id)
         .all(db)
         .await
+}
+
+/// The shop's dialogue policy, if it set one.
+pub async fn shop_policy(db: &DatabaseConnection, shop_id: &str) -> Result<Option<Policy>, DbErr> {
+    Ok(shop_policy::Entity::find_by_id(shop_id.to_owned())
+        .one(db)
+        .await?
+        .map(|p| Policy {
+            min_confidence: p.min_confidence as f32,
+            max_repeats: p.max_repeats.max(0) as usize,
+            human_intents: p
+                .human_intents
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }))
+}
+
+/// Stores (replaces) the shop's dialogue policy.
+pub async fn set_shop_policy(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    p: &Policy,
+) -> Result<(), DbErr> {
+    shop_policy::Entity::insert(shop_policy::ActiveModel {
+        shop_id: Set(shop_id.to_owned()),
+        min_confidence: Set(f64::from(p.min_confidence)),
+        max_repeats: Set(p.max_repeats as i32),
+        human_intents: Set(p.human_intents.join(",")),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(shop_policy::Column::ShopId)
+            .update_columns([
+                shop_policy::Column::MinConfidence,
+                shop_policy::Column::MaxRepeats,
+                shop_policy::Column::HumanIntents,
+                shop_policy::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }

@@ -3,9 +3,10 @@ use std::time::Duration;
 
 use kefu_e2e::{Mesh, SHOP};
 use kefu_proto::session::v1::{
-    GetConversationRequest, GetCustomerRequest, IdentityRef, LinkIdentitiesRequest,
-    ListConversationsRequest, ListMessagesRequest, RotateApiKeyRequest, SendRequest,
-    SubscribeRequest, UnlinkIdentityRequest,
+    DialoguePolicy, GetConversationRequest, GetCustomerRequest, GetDialoguePolicyRequest,
+    IdentityRef, LinkIdentitiesRequest, ListConversationsRequest, ListMessagesRequest,
+    RotateApiKeyRequest, SendRequest, SetDialoguePolicyRequest, SubscribeRequest,
+    UnlinkIdentityRequest,
 };
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
@@ -241,6 +242,53 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
             .await
             .is_err(),
         "B's stream carries none of A's replies"
+    );
+
+    // A shop rule: refunds always go to people.
+    let default = client
+        .get_dialogue_policy(mesh.authed(GetDialoguePolicyRequest {
+            shop_id: SHOP.into(),
+        }))
+        .await
+        .expect("policy")
+        .into_inner()
+        .policy
+        .expect("policy");
+    assert_eq!((default.max_repeats, default.human_intents.len()), (3, 0));
+    let st = client
+        .set_dialogue_policy(mesh.authed(SetDialoguePolicyRequest {
+            shop_id: SHOP.into(),
+            policy: Some(DialoguePolicy {
+                min_confidence: 2.0,
+                max_repeats: 3,
+                human_intents: vec!["refunds".into()],
+            }),
+        }))
+        .await
+        .expect_err("invalid policy");
+    assert_eq!(st.code(), Code::InvalidArgument);
+    client
+        .set_dialogue_policy(mesh.authed(SetDialoguePolicyRequest {
+            shop_id: SHOP.into(),
+            policy: Some(DialoguePolicy {
+                min_confidence: 0.5,
+                max_repeats: 3,
+                human_intents: vec!["refund".into()],
+            }),
+        }))
+        .await
+        .expect("set policy");
+    let (s, refund) = post(&mesh.http_url(), &mesh.api_key, json!({"shop_id": SHOP, "channel": "wechat", "channel_user_id": "rule-user", "channel_message_id": "rule-1", "text": "退款什么时候到账", "wait_ms": 30000})).await;
+    assert_eq!(s, 200, "{refund}");
+    assert_eq!(
+        refund["reply"]["source"], "system",
+        "the shop rule handed it to a person: {refund}"
+    );
+    assert!(
+        refund["reply"]["ticket_id"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("T-")
     );
 
     // B rotates its key: the old one stops working, the new one works.
