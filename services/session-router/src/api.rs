@@ -119,6 +119,22 @@ fn graph_error(e: store::GraphError) -> Status {
 }
 
 impl Api {
+    /// Validates a request (its other fields in `v`, plus `shop_id`) and checks the caller's
+    /// key for that shop: the preamble of every shop-scoped call.
+    async fn admit(
+        &self,
+        shop_id: &str,
+        auth: Option<&str>,
+        mut v: Violations,
+    ) -> Result<(), Status> {
+        let mut first = Violations::new();
+        first.ident("shop_id", shop_id, 64);
+        first.0.append(&mut v.0);
+        first.into_result().map_err(ApiError::from)?;
+        self.state.auth.check(shop_id, auth).await?;
+        Ok(())
+    }
+
     async fn customer(&self, shop_id: &str, customer_id: &str) -> Result<Customer, Status> {
         let ids = store::identities(&self.state.db, shop_id, customer_id)
             .await
@@ -176,10 +192,8 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         v.ident("conversation_id", &r.conversation_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let c = store::shop_conversation(&self.state.db, &r.shop_id, &r.conversation_id)
             .await
             .map_err(ApiError::from)?
@@ -198,13 +212,11 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         if !r.customer_id.is_empty() {
             v.ident("customer_id", &r.customer_id, 64);
         }
         let (limit, offset) = core::page(&mut v, r.page_size, &r.page_token, 20);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
         let rows = store::list_conversations(&self.state.db, &r.shop_id, customer, limit, offset)
             .await
@@ -244,10 +256,8 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         v.ident("customer_id", &r.customer_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let customer = self.customer(&r.shop_id, &r.customer_id).await?;
         let history = store::identity_history(&self.state.db, &r.shop_id, &r.customer_id)
             .await
@@ -276,7 +286,6 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         v.ident("customer_id", &r.customer_id, 64);
         v.text("reason", &r.reason, 200, 800);
         if r.identities.is_empty() || r.identities.len() > 20 {
@@ -290,8 +299,7 @@ impl SessionRouterService for Api {
                 &id.channel_user_id,
             );
         }
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let idents: Vec<(String, String)> = r
             .identities
             .into_iter()
@@ -319,12 +327,10 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         v.text("reason", &r.reason, 200, 800);
         let id = r.identity.unwrap_or_default();
         check_identity(&mut v, "identity", &id.channel, &id.channel_user_id);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let (customer_id, conversation_id) = store::unlink(
             &self.state.db,
             &r.shop_id,
@@ -346,7 +352,6 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         v.ident("channel", &r.channel, 32);
         if r.url.len() > 2048
             || !(r.url.starts_with("http://") || r.url.starts_with("https://"))
@@ -357,8 +362,7 @@ impl SessionRouterService for Api {
                 "must be an http:// or https:// URL of at most 2048 characters",
             );
         }
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let secret = crate::webhook::register(&self.state.db, &r.shop_id, &r.channel, &r.url)
             .await
             .map_err(ApiError::from)?;
@@ -371,10 +375,8 @@ impl SessionRouterService for Api {
     ) -> Result<Response<RotateApiKeyResponse>, Status> {
         let auth = authorization(&req);
         let r = req.into_inner();
-        let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), Violations::new())
+            .await?;
         let api_key = crate::auth::generate_key();
         crate::auth::upsert_shop(&self.state.db, &r.shop_id, &api_key)
             .await
@@ -390,10 +392,8 @@ impl SessionRouterService for Api {
     ) -> Result<Response<GetDialoguePolicyResponse>, Status> {
         let auth = authorization(&req);
         let r = req.into_inner();
-        let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), Violations::new())
+            .await?;
         let p = store::shop_policy(&self.state.db, &r.shop_id)
             .await
             .map_err(ApiError::from)?
@@ -410,7 +410,6 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         let p = r.policy.unwrap_or_default();
         if !(0.0..=1.0).contains(&p.min_confidence) {
             v.add("policy.min_confidence", "must be between 0 and 1");
@@ -429,8 +428,7 @@ impl SessionRouterService for Api {
                 );
             }
         }
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
         let policy = crate::policy::Policy {
             min_confidence: p.min_confidence,
             max_repeats: p.max_repeats as usize,
@@ -453,7 +451,6 @@ impl SessionRouterService for Api {
         let auth = authorization(&req);
         let r = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &r.shop_id, 64);
         if !r.conversation_id.is_empty() {
             v.ident("conversation_id", &r.conversation_id, 64);
         }
@@ -463,8 +460,7 @@ impl SessionRouterService for Api {
         if r.after_cursor < 0 {
             v.add("after_cursor", "must not be negative");
         }
-        v.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(&r.shop_id, auth.as_deref()).await?;
+        self.admit(&r.shop_id, auth.as_deref(), v).await?;
 
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let state = self.state.clone();
