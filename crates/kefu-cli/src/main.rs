@@ -142,6 +142,7 @@ impl Customer {
                     channel_user_id: self.user.clone(),
                     channel_message_id: id,
                     text: text.to_owned(),
+                    ..Default::default()
                 },
             )?)
             .await

@@ -172,6 +172,8 @@ impl SessionRouterService for Api {
                 channel_user_id: r.channel_user_id,
                 channel_message_id: r.channel_message_id,
                 text: r.text,
+                verified_phone: r.verified_phone,
+                verified_email: r.verified_email,
             },
             auth.as_deref(),
             Violations::new(),

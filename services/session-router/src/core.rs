@@ -48,9 +48,31 @@ pub struct NewMessage {
     pub channel_user_id: String,
     pub channel_message_id: String,
     pub text: String,
+    /// Phone number the channel verified (optional, "" when none).
+    pub verified_phone: String,
+    /// E-mail address the channel verified (optional, "" when none).
+    pub verified_email: String,
 }
 
 impl NewMessage {
+    /// The verified keys, normalised: phone digits only, e-mail lower-cased.
+    pub fn verified_keys(&self) -> Vec<(&'static str, String)> {
+        let mut keys = Vec::new();
+        if !self.verified_phone.is_empty() {
+            keys.push((
+                "phone",
+                self.verified_phone
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect(),
+            ));
+        }
+        if !self.verified_email.is_empty() {
+            keys.push(("email", self.verified_email.trim().to_lowercase()));
+        }
+        keys
+    }
+
     pub fn validate(&self, v: &mut Violations) {
         v.ident("shop_id", &self.shop_id, 64);
         if self.channel.is_empty() {
@@ -76,6 +98,37 @@ impl NewMessage {
             4 * MAX_ID_CHARS,
         );
         v.text("text", &self.text, MAX_TEXT_CHARS, MAX_TEXT_BYTES);
+        if !self.verified_phone.is_empty() {
+            let digits = self
+                .verified_phone
+                .chars()
+                .filter(char::is_ascii_digit)
+                .count();
+            let allowed = self
+                .verified_phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'));
+            if !allowed || !(6..=20).contains(&digits) || self.verified_phone.len() > 32 {
+                v.add(
+                    "verified_phone",
+                    "must be 6-20 digits (spaces, +, - and parentheses allowed)",
+                );
+            }
+        }
+        if !self.verified_email.is_empty() {
+            let e = self.verified_email.trim();
+            let ok = e.len() <= 254
+                && e.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty()
+                        && host.contains('.')
+                        && !host.starts_with('.')
+                        && !host.ends_with('.')
+                })
+                && !e.chars().any(char::is_whitespace);
+            if !ok {
+                v.add("verified_email", "must be an e-mail address");
+            }
+        }
     }
 }
 
@@ -136,6 +189,21 @@ pub async fn send(
     msg.validate(&mut v);
     v.into_result()?;
     state.auth.check(&msg.shop_id, authorization).await?;
+    let keys = msg.verified_keys();
+    if !keys.is_empty() {
+        store::link_verified(
+            &state.db,
+            &msg.shop_id,
+            &msg.channel,
+            &msg.channel_user_id,
+            &keys,
+        )
+        .await
+        .map_err(|e| match e {
+            store::GraphError::NotFound(m) => ApiError::NotFound(m),
+            store::GraphError::Db(e) => ApiError::from(e),
+        })?;
+    }
     let accepted = store::accept_with_idle(
         &state.db,
         state.conversation_idle,

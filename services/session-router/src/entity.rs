@@ -234,6 +234,29 @@ pub mod shop_policy {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod customer_key {
+    use sea_orm::entity::prelude::*;
+
+    /// A verified key (phone, e-mail) of a customer, stored as SHA-256 only.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "customer_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub shop_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub value_sha256: String,
+        pub customer_id: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migration {
     use sea_orm_migration::prelude::*;
 
@@ -247,6 +270,7 @@ pub mod migration {
                 Box::new(Webhooks),
                 Box::new(PreviousConversation),
                 Box::new(ShopPolicies),
+                Box::new(CustomerKeys),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -263,6 +287,21 @@ pub mod migration {
     struct PreviousConversation;
 
     struct ShopPolicies;
+
+    struct CustomerKeys;
+
+    impl MigrationName for CustomerKeys {
+        fn name(&self) -> &str {
+            "m20261124_000006_customer_keys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CustomerKeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            kefu_runtime::db::create_table(manager, super::customer_key::Entity).await
+        }
+    }
 
     impl MigrationName for ShopPolicies {
         fn name(&self) -> &str {

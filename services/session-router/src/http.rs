@@ -36,6 +36,8 @@ struct MessageBody {
     channel_message_id: String,
     text: String,
     wait_ms: Option<u64>,
+    verified_phone: String,
+    verified_email: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +140,8 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
             channel_user_id: b.channel_user_id,
             channel_message_id: b.channel_message_id,
             text: b.text,
+            verified_phone: b.verified_phone,
+            verified_email: b.verified_email,
         },
         auth,
         extra,

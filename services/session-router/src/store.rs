@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use crate::{
-    entity::{conversation, identity, identity_change, message, reply, shop_policy},
+    entity::{conversation, customer_key, identity, identity_change, message, reply, shop_policy},
     policy::Policy,
 };
 use kefu_runtime::db;
@@ -39,7 +39,7 @@ pub async fn find_message(
 }
 
 /// The customer behind a channel identity, created on first contact.
-async fn customer_for(
+pub async fn customer_for(
     db: &DatabaseConnection,
     shop_id: &str,
     channel: &str,
@@ -755,4 +755,63 @@ pub async fn set_shop_policy(
     .exec_without_returning(db)
     .await?;
     Ok(())
+}
+
+/// Links an identity to the customer who already proved the same verified keys (`(kind,
+/// normalised value)`), or records the keys for the identity's own customer. Returns the
+/// identity's customer afterwards.
+pub async fn link_verified(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    channel: &str,
+    channel_user_id: &str,
+    keys: &[(&'static str, String)],
+) -> Result<String, GraphError> {
+    let mut customer = customer_for(db, shop_id, channel, channel_user_id).await?;
+    for (kind, value) in keys {
+        let hash = crate::auth::hash_key(value);
+        let known =
+            customer_key::Entity::find_by_id((shop_id.to_owned(), kind.to_string(), hash.clone()))
+                .one(db)
+                .await?;
+        match known {
+            Some(k) if k.customer_id != customer => {
+                // Only link to a customer that still exists in the shop.
+                if !identities(db, shop_id, &k.customer_id).await?.is_empty() {
+                    let ident = (channel.to_owned(), channel_user_id.to_owned());
+                    link(
+                        db,
+                        shop_id,
+                        &k.customer_id,
+                        &[ident],
+                        &format!("verified {kind} matched"),
+                    )
+                    .await?;
+                    customer = k.customer_id;
+                }
+            }
+            Some(_) => {}
+            None => {
+                customer_key::Entity::insert(customer_key::ActiveModel {
+                    shop_id: Set(shop_id.to_owned()),
+                    kind: Set(kind.to_string()),
+                    value_sha256: Set(hash),
+                    customer_id: Set(customer.clone()),
+                    created_at: Set(Utc::now()),
+                })
+                .on_conflict(
+                    OnConflict::columns([
+                        customer_key::Column::ShopId,
+                        customer_key::Column::Kind,
+                        customer_key::Column::ValueSha256,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+            }
+        }
+    }
+    Ok(customer)
 }

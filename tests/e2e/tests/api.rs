@@ -142,6 +142,7 @@ async fn bad_requests_get_clear_errors() {
         channel_user_id: "u".into(),
         channel_message_id: "g".into(),
         text: text.into(),
+        ..Default::default()
     };
     let st = client
         .send(mesh.authed(req("", SHOP)))

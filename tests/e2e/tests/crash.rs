@@ -39,6 +39,7 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
                     channel_user_id: format!("user-{n}"),
                     channel_message_id: format!("m-{n}"),
                     text: TEXTS[n % TEXTS.len()].into(),
+                    ..Default::default()
                 }))
                 .await
                 .unwrap_or_else(|s| panic!("send: {s:?}\n{}", mesh.logs()))
@@ -57,6 +58,7 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
                         channel_user_id: format!("user-{n}"),
                         channel_message_id: format!("m-{n}"),
                         text: TEXTS[n % TEXTS.len()].into(),
+                        ..Default::default()
                     }))
                     .await
                     .expect("send while a downstream service is down")

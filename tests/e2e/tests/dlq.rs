@@ -104,6 +104,7 @@ async fn undecodable_events_are_dead_lettered_and_consumers_move_on() {
             channel_user_id: "after-dlq".into(),
             channel_message_id: "after-dlq-1".into(),
             text: "hello".into(),
+            ..Default::default()
         }))
         .await
         .expect("send")

@@ -13,6 +13,7 @@ fn send(user: &str, id: &str, text: &str) -> SendRequest {
         channel_user_id: user.into(),
         channel_message_id: id.into(),
         text: text.into(),
+        ..Default::default()
     }
 }
 

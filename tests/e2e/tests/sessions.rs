@@ -361,6 +361,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
             channel_user_id: "x".into(),
             channel_message_id: "x".into(),
             text: "hi".into(),
+            ..Default::default()
         }))
         .await
         .expect("still serving");
@@ -566,4 +567,62 @@ async fn linked_identities_share_one_conversation_and_unlinking_splits_them() {
         .await
         .expect_err("empty");
     assert_eq!(st.code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_with_the_same_verified_phone_are_linked_automatically() {
+    let mesh = Mesh::start("autolink").await;
+    let mut client = mesh.session_client().await;
+    let msg = |channel: &str, user: &str, id: &str, phone: &str| json!({"shop_id": SHOP, "channel": channel, "channel_user_id": user, "channel_message_id": id, "text": "hello", "wait_ms": 30000, "verified_phone": phone});
+    let (s, wx) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("wechat", "wx-a", "a1", "+86 138-0013-8000"),
+    )
+    .await;
+    assert_eq!(s, 200, "{wx}\n{}", mesh.logs());
+    // Same phone written differently on another channel: the same customer and conversation.
+    let (_, tb) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("taobao", "tb-a", "a2", "8613800138000"),
+    )
+    .await;
+    assert_eq!(
+        (tb["customer_id"].as_str(), tb["conversation_id"].as_str()),
+        (wx["customer_id"].as_str(), wx["conversation_id"].as_str()),
+        "{tb}"
+    );
+    // Another phone: another customer.
+    let (_, other) = post(
+        &mesh.http_url(),
+        &mesh.api_key,
+        msg("taobao", "tb-b", "a3", "+86 139 0000 0000"),
+    )
+    .await;
+    assert_ne!(other["customer_id"], wx["customer_id"]);
+    let history = client
+        .get_customer(mesh.authed(GetCustomerRequest {
+            shop_id: SHOP.into(),
+            customer_id: wx["customer_id"].as_str().unwrap().into(),
+        }))
+        .await
+        .expect("customer")
+        .into_inner()
+        .history;
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].action.as_str(), history[0].reason.as_str()),
+        ("link", "verified phone matched")
+    );
+    // Bad verified keys are rejected with field details.
+    let (s, bad) = post(&mesh.http_url(), &mesh.api_key, json!({"shop_id": SHOP, "channel": "web", "channel_user_id": "x", "channel_message_id": "a4", "text": "hi", "verified_phone": "call me", "verified_email": "nope"})).await;
+    assert_eq!(s, 400, "{bad}");
+    let fields: Vec<&str> = bad["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["verified_phone", "verified_email"]);
 }

@@ -63,6 +63,7 @@ async fn a_failing_endpoint_still_gets_every_reply_signed() {
             channel_user_id: "wx-hook".into(),
             channel_message_id: "hook-1".into(),
             text: "hello".into(),
+            ..Default::default()
         }))
         .await
         .expect("send")
