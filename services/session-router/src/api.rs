@@ -59,12 +59,7 @@ pub fn conversation_to_proto(c: conversation::Model) -> Conversation {
             "human"
         }
         .into(),
-        recent_intents: c
-            .recent_intents
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        recent_intents: c.intents().map(str::to_owned).collect(),
         conversation_id: c.conversation_id,
         shop_id: c.shop_id,
         customer_id: c.customer_id,

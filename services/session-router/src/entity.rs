@@ -42,8 +42,20 @@ pub mod identity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Items of a comma-separated list column (empty items skipped).
+pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').filter(|x| !x.is_empty())
+}
+
 pub mod conversation {
     use sea_orm::entity::prelude::*;
+
+    impl Model {
+        /// Intents of recent messages, most recent first.
+        pub fn intents(&self) -> impl Iterator<Item = &str> {
+            super::split_list(&self.recent_intents)
+        }
+    }
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "conversations")]

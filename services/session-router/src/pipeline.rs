@@ -74,13 +74,7 @@ impl Consumers {
         // carries the same context as long as no newer message arrived.
         let conv = store::conversation(db, &stored.conversation_id).await?;
         msg.recent_intents = conv
-            .map(|c| {
-                c.recent_intents
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|c| c.intents().map(str::to_owned).collect())
             .unwrap_or_default();
         msg.meta = Some(event::derive_meta(&meta, "router.route"));
         let topic = match route {

@@ -83,12 +83,7 @@ impl Policy {
             && let Some(conv) = conv
         {
             // recent_intents holds the previous messages' intents, most recent first.
-            let previous: Vec<&str> = conv
-                .recent_intents
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .take(self.max_repeats - 1)
-                .collect();
+            let previous: Vec<&str> = conv.intents().take(self.max_repeats - 1).collect();
             if previous.len() + 1 == self.max_repeats && previous.iter().all(|i| *i == c.intent) {
                 return human("bot not resolving");
             }

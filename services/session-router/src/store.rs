@@ -295,7 +295,7 @@ async fn remember_intent<C: ConnectionTrait>(
         return Ok(());
     };
     let mut intents: Vec<&str> = vec![intent];
-    intents.extend(c.recent_intents.split(',').filter(|s| !s.is_empty()));
+    intents.extend(c.intents());
     intents.truncate(RECENT_INTENTS);
     conversation::Entity::update_many()
         .col_expr(
@@ -720,10 +720,7 @@ pub async fn shop_policy(db: &DatabaseConnection, shop_id: &str) -> Result<Optio
         .map(|p| Policy {
             min_confidence: p.min_confidence as f32,
             max_repeats: p.max_repeats.max(0) as usize,
-            human_intents: p
-                .human_intents
-                .split(',')
-                .filter(|s| !s.is_empty())
+            human_intents: crate::entity::split_list(&p.human_intents)
                 .map(str::to_owned)
                 .collect(),
         }))
