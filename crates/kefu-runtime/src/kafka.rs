@@ -46,6 +46,8 @@ pub mod topics {
     pub const OUTBOUND: &str = "kefu.conversation.outbound.v1";
     /// Replies in the customer's language, ready for delivery.
     pub const REPLIES: &str = "kefu.conversation.replies.v1";
+    /// Ticket state changes (opened, agent replied, handed back, closed).
+    pub const TICKET_UPDATES: &str = "kefu.ticket.updates.v1";
     /// Order changes from connectors.
     pub const ORDERS: &str = "kefu.commerce.orders.v1";
     /// Shipment / logistics changes from connectors.
@@ -60,6 +62,7 @@ pub mod topics {
         ESCALATIONS,
         OUTBOUND,
         REPLIES,
+        TICKET_UPDATES,
         ORDERS,
         SHIPMENTS,
     ];

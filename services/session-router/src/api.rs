@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     core::{self, NewMessage, Shared},
-    entity::{conversation, reply},
+    entity::{conversation, conversation_state, reply},
     store::{self, Line},
 };
 
@@ -51,14 +51,9 @@ pub fn to_proto(r: reply::Model) -> Reply {
     }
 }
 
-pub fn conversation_to_proto(c: conversation::Model) -> Conversation {
+pub fn conversation_to_proto(c: conversation::Model, idle: chrono::Duration) -> Conversation {
     Conversation {
-        state: if c.open_ticket_id.is_empty() {
-            "bot"
-        } else {
-            "human"
-        }
-        .into(),
+        state: store::effective_state(&c, idle).to_owned(),
         recent_intents: c.intents().map(str::to_owned).collect(),
         conversation_id: c.conversation_id,
         shop_id: c.shop_id,
@@ -198,7 +193,7 @@ impl SessionRouterService for Api {
                 ApiError::NotFound(format!("conversation {} not found", r.conversation_id))
             })?;
         Ok(Response::new(GetConversationResponse {
-            conversation: Some(conversation_to_proto(c)),
+            conversation: Some(conversation_to_proto(c, self.state.conversation_idle)),
         }))
     }
 
@@ -213,14 +208,28 @@ impl SessionRouterService for Api {
             v.ident("customer_id", &r.customer_id, 64);
         }
         let (limit, offset) = core::page(&mut v, r.page_size, &r.page_token, 20);
+        if !r.state.is_empty() && !conversation_state::ALL.contains(&r.state.as_str()) {
+            v.add(
+                "state",
+                format!("must be one of {}", conversation_state::ALL.join(", ")),
+            );
+        }
         self.admit(&r.shop_id, auth.as_deref(), v).await?;
-        let customer = (!r.customer_id.is_empty()).then_some(r.customer_id.as_str());
-        let rows = store::list_conversations(&self.state.db, &r.shop_id, customer, limit, offset)
+        let idle = self.state.conversation_idle;
+        let filter = store::ConversationFilter {
+            customer_id: (!r.customer_id.is_empty()).then_some(r.customer_id.as_str()),
+            state: (!r.state.is_empty()).then_some(r.state.as_str()),
+            idle,
+        };
+        let rows = store::list_conversations(&self.state.db, &r.shop_id, filter, limit, offset)
             .await
             .map_err(ApiError::from)?;
         let next_page_token = core::next_token(offset, limit, rows.len());
         Ok(Response::new(ListConversationsResponse {
-            conversations: rows.into_iter().map(conversation_to_proto).collect(),
+            conversations: rows
+                .into_iter()
+                .map(|c| conversation_to_proto(c, idle))
+                .collect(),
             next_page_token,
         }))
     }

@@ -47,6 +47,15 @@ pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').filter(|x| !x.is_empty())
 }
 
+/// Conversation states. `closed` is also what a conversation idle past the timeout reads as.
+pub mod conversation_state {
+    pub const BOT: &str = "bot";
+    pub const WAITING_FOR_HUMAN: &str = "waiting_for_human";
+    pub const HUMAN: &str = "human";
+    pub const CLOSED: &str = "closed";
+    pub const ALL: &[&str] = &[BOT, WAITING_FOR_HUMAN, HUMAN, CLOSED];
+}
+
 pub mod conversation {
     use sea_orm::entity::prelude::*;
 
@@ -71,6 +80,10 @@ pub mod conversation {
         pub open_ticket_id: String,
         /// The conversation this one follows after an idle timeout ("" when none).
         pub previous_conversation_id: String,
+        /// "bot", "waiting_for_human", "human" or "closed" (see [`super::conversation_state`]).
+        pub state: String,
+        /// `seq` of the last ticket event applied (replayed older events are ignored).
+        pub ticket_seq: i64,
         pub created_at: DateTimeUtc,
         pub last_message_at: DateTimeUtc,
     }
@@ -283,6 +296,7 @@ pub mod migration {
                 Box::new(PreviousConversation),
                 Box::new(ShopPolicies),
                 Box::new(CustomerKeys),
+                Box::new(ConversationState),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -301,6 +315,52 @@ pub mod migration {
     struct ShopPolicies;
 
     struct CustomerKeys;
+
+    struct ConversationState;
+
+    impl MigrationName for ConversationState {
+        fn name(&self) -> &str {
+            "m20261124_000007_conversation_state"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for ConversationState {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::conversation;
+            if !manager.has_column("conversations", "state").await? {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(conversation::Entity)
+                            .add_column(
+                                ColumnDef::new(conversation::Column::State)
+                                    .string()
+                                    .not_null()
+                                    .default("bot"),
+                            )
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            if !manager.has_column("conversations", "ticket_seq").await? {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(conversation::Entity)
+                            .add_column(
+                                ColumnDef::new(conversation::Column::TicketSeq)
+                                    .big_integer()
+                                    .not_null()
+                                    .default(0),
+                            )
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+    }
 
     impl MigrationName for CustomerKeys {
         fn name(&self) -> &str {

@@ -8,7 +8,10 @@
 //! * consumes `kefu.conversation.classified.v1` and applies the dialogue [`policy`], producing to
 //!   `kefu.assist.requests.v1` or `kefu.ticket.escalations.v1`;
 //! * consumes `kefu.conversation.replies.v1`, stores each reply once, and delivers it to
-//!   `Subscribe` streams and waiting HTTP requests.
+//!   `Subscribe` streams and waiting HTTP requests;
+//! * consumes `kefu.ticket.updates.v1` and moves each conversation through its states: bot →
+//!   waiting_for_human (the policy handed over) → human (an agent replied) → bot (handed back)
+//!   or closed.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -102,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         },
     });
     svc.consume(
-        &[topics::CLASSIFIED, topics::REPLIES],
+        &[topics::CLASSIFIED, topics::REPLIES, topics::TICKET_UPDATES],
         Arc::new(pipeline::Consumers {
             state: state.clone(),
             policy: state.default_policy.clone(),

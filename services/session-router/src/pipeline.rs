@@ -1,8 +1,11 @@
 //! session-router's consumers: the dialogue policy (`classified` → `assist.requests` or
-//! `ticket.escalations`) and delivery (`replies` → the reply store, subscribers, waiters).
+//! `ticket.escalations`), delivery (`replies` → the reply store, subscribers, waiters) and the
+//! conversation state machine (`ticket.updates` → bot / waiting_for_human / human / closed).
 use async_trait::async_trait;
 use chrono::Utc;
-use kefu_proto::events::v1::{MessageEvent, ReplyEvent, ReplySource, Route};
+use kefu_proto::events::v1::{
+    MessageEvent, ReplyEvent, ReplySource, Route, TicketEvent, TicketEventKind,
+};
 use kefu_runtime::{
     event,
     kafka::{Delivery, HandleError, Handled, Handler, topics},
@@ -21,6 +24,8 @@ impl Handler for Consumers {
     async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
         if d.topic == self.state.kafka.topic(topics::CLASSIFIED) {
             self.route(d.decode()?).await
+        } else if d.topic == self.state.kafka.topic(topics::TICKET_UPDATES) {
+            self.ticket_changed(d.decode()?).await
         } else {
             self.deliver(d.decode()?).await
         }
@@ -86,6 +91,37 @@ impl Consumers {
             .send_event(&self.state.kafka.topic(topic), &meta.conversation_id, &msg)
             .await?;
         Ok(Handled::Done)
+    }
+
+    /// Moves the conversation's state as its ticket changes (ordered by the event's `seq`).
+    async fn ticket_changed(&self, e: TicketEvent) -> Result<Handled, HandleError> {
+        let meta = event::check_meta(e.meta.as_ref()).map_err(HandleError::Undecodable)?;
+        if meta.conversation_id.is_empty() || e.ticket_id.is_empty() || e.seq <= 0 {
+            return Err(HandleError::Rejected(
+                "conversation_id, ticket_id and a positive seq are required".into(),
+            ));
+        }
+        let change = match TicketEventKind::try_from(e.kind) {
+            Ok(TicketEventKind::Opened) => store::TicketChange::Opened,
+            Ok(TicketEventKind::AgentReplied) => store::TicketChange::AgentReplied,
+            Ok(TicketEventKind::HandedBack) => store::TicketChange::HandedBack,
+            Ok(TicketEventKind::Closed) => store::TicketChange::Closed,
+            _ => return Err(HandleError::Rejected(format!("unknown kind {}", e.kind))),
+        };
+        let applied = store::apply_ticket_change(
+            &self.state.db,
+            &meta.shop_id,
+            &meta.conversation_id,
+            &e.ticket_id,
+            e.seq,
+            change,
+        )
+        .await?;
+        Ok(if applied {
+            Handled::Done
+        } else {
+            Handled::Duplicate
+        })
     }
 
     async fn deliver(&self, r: ReplyEvent) -> Result<Handled, HandleError> {

@@ -1,7 +1,7 @@
 //! The dialogue policy: does the bot answer, or a person?
 use kefu_proto::events::v1::Classification;
 
-use crate::entity::conversation;
+use crate::entity::{conversation, conversation_state};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteTo {
@@ -24,9 +24,9 @@ pub struct Decision {
     pub reason: &'static str,
 }
 
-/// Rules, in order: the customer asked for a person, complained, or asked something out of
-/// scope → human; the shop routes this intent to people → human; a ticket is open in the
-/// conversation → human (the agent owns it); confidence below the threshold → human; the
+/// Rules, in order: the conversation is with a person (waiting for or talking to an agent) →
+/// human, silently; the customer asked for a person, complained, or asked something out of
+/// scope → human; the shop routes this intent to people → human; confidence below the threshold → human; the
 /// same question `max_repeats` times in a row (the bot is not resolving it) → human;
 /// otherwise the bot answers. Each shop can set its own values (`SetDialoguePolicy`).
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +58,12 @@ impl Policy {
             route: RouteTo::Human,
             reason,
         };
+        if conv.is_some_and(|c| {
+            c.state == conversation_state::WAITING_FOR_HUMAN || c.state == conversation_state::HUMAN
+        }) {
+            // Handed over: the message goes to the ticket and the bot stays silent.
+            return human("with a person");
+        }
         let Some(c) = c else {
             return human("not classified");
         };
@@ -72,9 +78,6 @@ impl Policy {
         }
         if self.human_intents.contains(&c.intent) {
             return human("shop rule");
-        }
-        if conv.is_some_and(|c| !c.open_ticket_id.is_empty()) {
-            return human("ticket open");
         }
         if c.confidence < self.min_confidence {
             return human("low confidence");
@@ -138,16 +141,25 @@ mod tests {
             recent_intents: String::new(),
             open_ticket_id: "T-1".into(),
             previous_conversation_id: String::new(),
+            state: conversation_state::HUMAN.into(),
+            ticket_seq: 3,
             created_at: chrono::Utc::now(),
             last_message_at: chrono::Utc::now(),
         };
         assert_eq!(
             p.decide(Some(&c("shipping_delay", 0.9)), Some(&conv))
                 .reason,
-            "ticket open"
+            "with a person"
+        );
+        let mut waiting = conv.clone();
+        waiting.state = conversation_state::WAITING_FOR_HUMAN.into();
+        assert_eq!(
+            p.decide(Some(&c("greeting", 0.99)), Some(&waiting)).reason,
+            "with a person"
         );
         let mut asked = conv.clone();
         asked.open_ticket_id = String::new();
+        asked.state = conversation_state::BOT.into();
         asked.recent_intents = "refund,refund,greeting".into();
         assert_eq!(
             p.decide(Some(&c("refund", 0.9)), Some(&asked)).reason,

@@ -7,7 +7,10 @@ use sea_orm::{
 };
 
 use crate::{
-    entity::{conversation, customer_key, identity, identity_change, message, reply, shop_policy},
+    entity::{
+        conversation, conversation_state, customer_key, identity, identity_change, message, reply,
+        shop_policy,
+    },
     policy::Policy,
 };
 use kefu_runtime::db;
@@ -90,10 +93,12 @@ async fn conversation_for(
         .await?;
     if let Some(c) = &latest
         && now - c.last_message_at < idle
+        && c.state != conversation_state::CLOSED
     {
         return Ok(c.conversation_id.clone());
     }
-    // The customer's previous conversation (closed by idleness) is linked from the new one.
+    // The customer's previous conversation (closed by an agent or by idleness) is linked from
+    // the new one.
     let previous = latest.map(|c| c.conversation_id).unwrap_or_default();
     let id = format!("conv_{}", uuid::Uuid::new_v4().simple());
     conversation::Entity::insert(conversation::ActiveModel {
@@ -103,6 +108,8 @@ async fn conversation_for(
         recent_intents: Set(String::new()),
         open_ticket_id: Set(String::new()),
         previous_conversation_id: Set(previous),
+        state: Set(conversation_state::BOT.into()),
+        ticket_seq: Set(0),
         created_at: Set(now),
         last_message_at: Set(now),
     })
@@ -278,6 +285,18 @@ pub async fn decide_route(
         .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))?;
     if res.rows_affected == 1 {
         remember_intent(&txn, &m.conversation_id, intent).await?;
+        if route == "human" {
+            // Handed over: the bot stays silent until an agent hands the conversation back.
+            conversation::Entity::update_many()
+                .col_expr(
+                    conversation::Column::State,
+                    sea_orm::sea_query::Expr::value(conversation_state::WAITING_FOR_HUMAN),
+                )
+                .filter(conversation::Column::ConversationId.eq(m.conversation_id.clone()))
+                .filter(conversation::Column::State.eq(conversation_state::BOT))
+                .exec(&txn)
+                .await?;
+        }
     }
     txn.commit().await?;
     Ok(m)
@@ -317,14 +336,6 @@ pub async fn store_reply(
         Set(id) => id.clone(),
         _ => return Err(DbErr::Custom("reply_id required".into())),
     };
-    let ticket_id = match &r.ticket_id {
-        Set(t) => t.clone(),
-        _ => String::new(),
-    };
-    let conversation_id = match &r.conversation_id {
-        Set(c) => c.clone(),
-        _ => String::new(),
-    };
     let shop_id = match &r.shop_id {
         Set(c) => c.clone(),
         _ => return Err(DbErr::Custom("shop_id required".into())),
@@ -352,17 +363,6 @@ pub async fn store_reply(
     if inserted == 0 {
         txn.rollback().await?;
         return Ok(None);
-    }
-    if !ticket_id.is_empty() {
-        conversation::Entity::update_many()
-            .col_expr(
-                conversation::Column::OpenTicketId,
-                sea_orm::sea_query::Expr::value(ticket_id),
-            )
-            .filter(conversation::Column::ConversationId.eq(conversation_id))
-            .filter(conversation::Column::ShopId.eq(shop_id))
-            .exec(&txn)
-            .await?;
     }
     let row = reply::Entity::find()
         .filter(reply::Column::ReplyId.eq(reply_id))
@@ -423,17 +423,50 @@ pub async fn shop_conversation(
         .await
 }
 
+/// The state a conversation reads as: its stored state, or `closed` once idle past `idle`.
+pub fn effective_state(c: &conversation::Model, idle: Duration) -> &str {
+    if Utc::now() - c.last_message_at >= idle {
+        conversation_state::CLOSED
+    } else {
+        &c.state
+    }
+}
+
+/// Filters of [`list_conversations`].
+#[derive(Default)]
+pub struct ConversationFilter<'a> {
+    pub customer_id: Option<&'a str>,
+    /// One of [`conversation_state::ALL`], as [`effective_state`] reads it.
+    pub state: Option<&'a str>,
+    /// The idle timeout (for the `closed` state).
+    pub idle: Duration,
+}
+
 /// A shop's conversations, most recently active first.
 pub async fn list_conversations(
     db: &DatabaseConnection,
     shop_id: &str,
-    customer_id: Option<&str>,
+    filter: ConversationFilter<'_>,
     limit: u64,
     offset: u64,
 ) -> Result<Vec<conversation::Model>, DbErr> {
+    use sea_orm::Condition;
     let mut q = conversation::Entity::find().filter(conversation::Column::ShopId.eq(shop_id));
-    if let Some(c) = customer_id {
+    if let Some(c) = filter.customer_id {
         q = q.filter(conversation::Column::CustomerId.eq(c));
+    }
+    if let Some(state) = filter.state {
+        let idle_since = Utc::now() - filter.idle;
+        q = if state == conversation_state::CLOSED {
+            q.filter(
+                Condition::any()
+                    .add(conversation::Column::State.eq(state))
+                    .add(conversation::Column::LastMessageAt.lte(idle_since)),
+            )
+        } else {
+            q.filter(conversation::Column::State.eq(state))
+                .filter(conversation::Column::LastMessageAt.gt(idle_since))
+        };
     }
     q.order_by_desc(conversation::Column::LastMessageAt)
         .order_by_asc(conversation::Column::ConversationId)
@@ -657,6 +690,8 @@ pub async fn unlink(
             recent_intents: Set(String::new()),
             open_ticket_id: Set(String::new()),
             previous_conversation_id: Set(String::new()),
+            state: Set(conversation_state::BOT.into()),
+            ticket_seq: Set(0),
             created_at: Set(first.created_at),
             last_message_at: Set(last.created_at),
         })
@@ -811,4 +846,47 @@ pub async fn link_verified(
         }
     }
     Ok(customer)
+}
+
+/// What a ticket event does to its conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketChange {
+    Opened,
+    AgentReplied,
+    HandedBack,
+    Closed,
+}
+
+/// Applies a ticket change to the conversation unless a change with a higher or equal `seq` was
+/// applied already. Returns whether it changed anything.
+pub async fn apply_ticket_change(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    conversation_id: &str,
+    ticket_id: &str,
+    seq: i64,
+    change: TicketChange,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let (state, ticket) = match change {
+        TicketChange::Opened => (conversation_state::WAITING_FOR_HUMAN, ticket_id),
+        TicketChange::AgentReplied => (conversation_state::HUMAN, ticket_id),
+        TicketChange::HandedBack => (conversation_state::BOT, ""),
+        TicketChange::Closed => (conversation_state::CLOSED, ""),
+    };
+    let mut update = conversation::Entity::update_many()
+        .col_expr(conversation::Column::State, Expr::value(state))
+        .col_expr(conversation::Column::OpenTicketId, Expr::value(ticket))
+        .col_expr(conversation::Column::TicketSeq, Expr::value(seq));
+    if change == TicketChange::HandedBack {
+        // A fresh start for the bot: earlier repeats must not hand it straight back.
+        update = update.col_expr(conversation::Column::RecentIntents, Expr::value(""));
+    }
+    let res = update
+        .filter(conversation::Column::ConversationId.eq(conversation_id))
+        .filter(conversation::Column::ShopId.eq(shop_id))
+        .filter(conversation::Column::TicketSeq.lt(seq))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
 }

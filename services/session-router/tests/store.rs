@@ -130,6 +130,68 @@ async fn routing_decisions_stick(db: &DatabaseConnection) {
     assert_eq!(conv.recent_intents, "return_exchange");
 }
 
+async fn ticket_changes_move_state_in_seq_order(db: &DatabaseConnection) {
+    use store::TicketChange::*;
+    let m = store::accept(db, "s1", "web", "state-user", "st1", "转人工")
+        .await
+        .unwrap()
+        .message;
+    let conv = m.conversation_id.clone();
+    let state = |c: Option<kefu_session_router::entity::conversation::Model>| {
+        let c = c.unwrap();
+        (c.state, c.open_ticket_id)
+    };
+    store::decide_route(
+        db,
+        &m.message_id,
+        "human",
+        "customer asked for a person",
+        "human_agent",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        state(store::conversation(db, &conv).await.unwrap()),
+        ("waiting_for_human".into(), String::new())
+    );
+    let apply = |seq, change| store::apply_ticket_change(db, "s1", &conv, "T-1", seq, change);
+    assert!(apply(1, Opened).await.unwrap());
+    assert!(apply(2, AgentReplied).await.unwrap());
+    assert_eq!(
+        state(store::conversation(db, &conv).await.unwrap()),
+        ("human".into(), "T-1".into())
+    );
+    assert!(apply(3, HandedBack).await.unwrap());
+    // Redelivered older events cannot move the conversation backwards.
+    assert!(!apply(2, AgentReplied).await.unwrap());
+    assert!(!apply(1, Opened).await.unwrap());
+    assert!(!apply(3, HandedBack).await.unwrap());
+    let c = store::conversation(db, &conv).await.unwrap().unwrap();
+    assert_eq!((c.state.as_str(), c.open_ticket_id.as_str()), ("bot", ""));
+    assert_eq!(c.recent_intents, "", "hand-back forgets the repeats");
+    // Another shop cannot touch the conversation.
+    assert!(
+        !store::apply_ticket_change(db, "s2", &conv, "T-1", 9, Closed)
+            .await
+            .unwrap()
+    );
+    assert!(apply(4, Closed).await.unwrap());
+    // A closed conversation takes no new message: the next one opens a linked conversation.
+    let next = store::accept(db, "s1", "web", "state-user", "st2", "你好")
+        .await
+        .unwrap()
+        .message;
+    assert_ne!(next.conversation_id, conv);
+    let c = store::conversation(db, &next.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.previous_conversation_id.as_str(), c.state.as_str()),
+        (conv.as_str(), "bot")
+    );
+}
+
 async fn replies_are_stored_once_and_stay_in_their_shop(db: &DatabaseConnection) {
     let r1 = store::store_reply(db, reply_row("s1", "m-a", "r-a"))
         .await
@@ -226,6 +288,7 @@ async fn store_on_sqlite() {
     let db = sqlite().await;
     messages_are_idempotent_and_identities_link(&db).await;
     routing_decisions_stick(&db).await;
+    ticket_changes_move_state_in_seq_order(&db).await;
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
@@ -236,6 +299,7 @@ async fn store_on_postgres() {
     let db = postgres().await;
     messages_are_idempotent_and_identities_link(&db).await;
     routing_decisions_stick(&db).await;
+    ticket_changes_move_state_in_seq_order(&db).await;
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;

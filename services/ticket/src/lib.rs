@@ -1,23 +1,31 @@
 //! Ticket: conversations handed to human agents.
 //!
-//! * consumes `kefu.ticket.escalations.v1`: opens one ticket per escalated message (idempotent
-//!   on the message id) with a first-response SLA, then tells the customer on
-//!   `kefu.conversation.outbound.v1` that a person will answer;
-//! * gRPC `kefu.ticket.v1.TicketService/{GetTicket,ListTickets}`.
+//! * consumes `kefu.ticket.escalations.v1`: the first escalated message of a conversation opens
+//!   a ticket (idempotent on the message id) with a first-response SLA and tells the customer
+//!   on `kefu.conversation.outbound.v1` that a person will answer; later messages of the
+//!   conversation join that ticket while the bot stays silent;
+//! * gRPC `kefu.ticket.v1.TicketService`: agents read tickets and their threads, reply
+//!   (`ReplyToTicket`, delivered to the customer through `kefu.conversation.outbound.v1`), hand
+//!   the conversation back to the bot (`HandBackTicket`) or close it (`CloseTicket`);
+//! * publishes each ticket change on `kefu.ticket.updates.v1` through a transactional outbox
+//!   (see [`workflow`]), which session-router turns into conversation states.
 #![forbid(unsafe_code)]
 
 pub mod entity;
+pub mod workflow;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use clap::Parser;
-use entity::{migration::Migrator, ticket};
+use entity::{migration::Migrator, status, ticket, ticket_message};
 use kefu_proto::{
-    events::v1::{MessageEvent, ReplyEvent, ReplySource},
+    events::v1::{EventMeta, MessageEvent, ReplyEvent, ReplySource},
     ticket::v1::{
-        GetTicketRequest, GetTicketResponse, ListTicketsRequest, ListTicketsResponse, Ticket,
+        CloseTicketRequest, CloseTicketResponse, GetTicketRequest, GetTicketResponse,
+        HandBackTicketRequest, HandBackTicketResponse, ListTicketMessagesRequest,
+        ListTicketMessagesResponse, ListTicketsRequest, ListTicketsResponse, ReplyToTicketRequest,
+        ReplyToTicketResponse, Ticket, TicketMessage,
         ticket_service_server::{TicketService, TicketServiceServer},
     },
 };
@@ -29,10 +37,7 @@ use kefu_runtime::{
     kafka::{Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, topics},
     validate::Violations,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tonic::{Request, Response, Status, service::Routes};
 
 pub const SERVICE: &str = "ticket";
@@ -63,16 +68,24 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sla: chrono::Duration::minutes(args.sla_minutes),
     });
     svc.consume(&[topics::ESCALATIONS], handler);
+    svc.lifecycle.spawn(
+        "ticket-outbox",
+        workflow::relay(
+            db.clone(),
+            svc.producer.clone(),
+            svc.kafka.clone(),
+            svc.lifecycle.shutdown.clone(),
+        ),
+    );
+    let api = Api {
+        db,
+        kafka: svc.kafka.clone(),
+        producer: svc.producer.clone(),
+    };
     let routes = Routes::new(
-        TicketServiceServer::new(Api { db }).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+        TicketServiceServer::new(api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
     );
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
-}
-
-/// Ticket id for an escalated message (deterministic, so replays find the same ticket).
-pub fn ticket_id_for(message_id: &str) -> String {
-    let id = event::derive_id(message_id, "ticket");
-    format!("T-{}", &id.replace('-', "")[..12].to_uppercase())
 }
 
 pub struct Escalations {
@@ -83,51 +96,8 @@ pub struct Escalations {
 }
 
 impl Escalations {
-    /// Opens the ticket unless it exists. Returns the ticket and whether it was new.
-    async fn open(&self, msg: &MessageEvent) -> Result<(ticket::Model, bool), HandleError> {
-        let meta = msg.meta.as_ref().expect("checked");
-        let now = Utc::now();
-        let model = ticket::ActiveModel {
-            ticket_id: Set(ticket_id_for(&meta.message_id)),
-            shop_id: Set(meta.shop_id.clone()),
-            message_id: Set(meta.message_id.clone()),
-            conversation_id: Set(meta.conversation_id.clone()),
-            customer_id: Set(msg.customer_id.clone()),
-            status: Set("open".into()),
-            reason: Set(msg.route_reason.clone()),
-            intent: Set(msg
-                .classification
-                .as_ref()
-                .map(|c| c.intent.clone())
-                .unwrap_or_default()),
-            text: Set(msg.text.clone()),
-            language: Set(msg.language.clone()),
-            created_at: Set(now),
-            sla_due_at: Set(now + self.sla),
-        };
-        let new = match ticket::Entity::insert(model).exec(&self.db).await {
-            Ok(_) => true,
-            Err(e) if db::is_unique_violation(&e) => false,
-            Err(e) => return Err(e.into()),
-        };
-        let t = ticket::Entity::find()
-            .filter(ticket::Column::MessageId.eq(meta.message_id.clone()))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("ticket vanished")))?;
-        Ok((t, new))
-    }
-}
-
-#[async_trait]
-impl Handler for Escalations {
-    async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
-        let msg: MessageEvent = d.decode()?;
-        let meta = event::check_meta(msg.meta.as_ref()).map_err(HandleError::Undecodable)?;
-        if meta.message_id.is_empty() {
-            return Err(HandleError::Undecodable("missing meta.message_id".into()));
-        }
-        let (t, new) = self.open(&msg).await?;
+    /// The acknowledgement a customer gets when their conversation is handed to a person.
+    fn ack(&self, msg: &MessageEvent, meta: &EventMeta, t: &ticket::Model) -> ReplyEvent {
         let zh = msg.language == "zh";
         let text = if zh {
             format!(
@@ -140,7 +110,7 @@ impl Handler for Escalations {
                 t.ticket_id
             )
         };
-        let reply = ReplyEvent {
+        ReplyEvent {
             meta: Some(event::derive_meta(meta, "ticket.ack")),
             reply_id: event::derive_id(&meta.message_id, "reply"),
             text,
@@ -152,21 +122,50 @@ impl Handler for Escalations {
             channel: msg.channel.clone(),
             channel_user_id: msg.channel_user_id.clone(),
             customer_id: msg.customer_id.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Escalations {
+    async fn handle(&self, d: &Delivery) -> Result<Handled, HandleError> {
+        let msg: MessageEvent = d.decode()?;
+        let meta = event::check_meta(msg.meta.as_ref()).map_err(HandleError::Undecodable)?;
+        if meta.message_id.is_empty() || meta.conversation_id.is_empty() {
+            return Err(HandleError::Undecodable(
+                "missing meta.message_id or meta.conversation_id".into(),
+            ));
+        }
+        let escalated = match workflow::escalate(&self.db, &msg, meta, self.sla).await {
+            Ok(e) => e,
+            // A concurrent escalation of the same conversation won; the retry sees its ticket.
+            Err(e) if workflow::is_race(&e) => {
+                return Err(HandleError::Transient(anyhow::anyhow!(e)));
+            }
+            Err(e) => return Err(e.into()),
         };
-        // Produced on replays too: the ticket may have been stored before a crash that
-        // prevented this produce. Downstream dedupes on the reply's ids.
-        self.producer
-            .send_event(
-                &self.kafka.topic(topics::OUTBOUND),
-                &meta.conversation_id,
-                &reply,
-            )
-            .await?;
-        Ok(if new {
-            Handled::Done
-        } else {
-            Handled::Duplicate
-        })
+        // The OPENED event is in the outbox; publishing it now saves the relay's delay.
+        if let Err(e) = workflow::publish_pending(&self.db, &self.producer, &self.kafka).await {
+            tracing::warn!(error = %e, "ticket outbox publish failed; the relay retries");
+        }
+        match escalated {
+            workflow::Escalated::Opened(t) => {
+                // Produced on replays too: the ticket may have been stored before a crash that
+                // prevented this produce. Downstream dedupes on the reply's ids.
+                self.producer
+                    .send_event(
+                        &self.kafka.topic(topics::OUTBOUND),
+                        &meta.conversation_id,
+                        &self.ack(&msg, meta, &t),
+                    )
+                    .await?;
+                Ok(Handled::Done)
+            }
+            // The conversation is with a person: the message joins the ticket, nobody else
+            // answers.
+            workflow::Escalated::Appended(_) => Ok(Handled::Done),
+            workflow::Escalated::AlreadyAppended => Ok(Handled::Duplicate),
+        }
     }
 }
 
@@ -183,12 +182,41 @@ fn to_proto(t: ticket::Model) -> Ticket {
         text: t.text,
         created_at: Some(event::timestamp(t.created_at)),
         sla_due_at: Some(event::timestamp(t.sla_due_at)),
+        assignee: t.assignee,
+        language: t.language,
+        first_response_at: t.first_response_at.map(event::timestamp),
+        updated_at: Some(event::timestamp(t.updated_at)),
     }
 }
 
 /// gRPC API.
 pub struct Api {
     pub db: DatabaseConnection,
+    pub kafka: KafkaConfig,
+    pub producer: Producer,
+}
+
+fn check_ticket(v: &mut Violations, shop_id: &str, ticket_id: &str) {
+    v.ident("shop_id", shop_id, 64);
+    v.ident("ticket_id", ticket_id, 64);
+}
+
+impl Api {
+    /// Sends what the change put in the outbox now; on failure the relay sends it later.
+    async fn publish(&self) {
+        let sent = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            workflow::publish_pending(&self.db, &self.producer, &self.kafka),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "ticket outbox publish failed; the relay retries")
+            }
+            Err(_) => tracing::warn!("ticket outbox publish timed out; the relay retries"),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -199,8 +227,7 @@ impl TicketService for Api {
     ) -> Result<Response<GetTicketResponse>, Status> {
         let req = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
-        v.ident("ticket_id", &req.ticket_id, 64);
+        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
         v.into_result().map_err(ApiError::from)?;
         let t = ticket::Entity::find_by_id(req.ticket_id.clone())
             .filter(ticket::Column::ShopId.eq(req.shop_id))
@@ -223,14 +250,29 @@ impl TicketService for Api {
         if !(0..=100).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 100");
         }
+        if !req.status.is_empty() && !status::ALL.contains(&req.status.as_str()) {
+            v.add(
+                "status",
+                format!("must be one of {}", status::ALL.join(", ")),
+            );
+        }
+        if !req.conversation_id.is_empty() {
+            v.ident("conversation_id", &req.conversation_id, 64);
+        }
         v.into_result().map_err(ApiError::from)?;
         let limit = if req.page_size == 0 {
             20
         } else {
             req.page_size as u64
         };
-        let tickets = ticket::Entity::find()
-            .filter(ticket::Column::ShopId.eq(req.shop_id))
+        let mut q = ticket::Entity::find().filter(ticket::Column::ShopId.eq(req.shop_id));
+        if !req.status.is_empty() {
+            q = q.filter(ticket::Column::Status.eq(req.status));
+        }
+        if !req.conversation_id.is_empty() {
+            q = q.filter(ticket::Column::ConversationId.eq(req.conversation_id));
+        }
+        let tickets = q
             .order_by_desc(ticket::Column::CreatedAt)
             .limit(limit)
             .all(&self.db)
@@ -240,11 +282,120 @@ impl TicketService for Api {
             tickets: tickets.into_iter().map(to_proto).collect(),
         }))
     }
+
+    async fn list_ticket_messages(
+        &self,
+        req: Request<ListTicketMessagesRequest>,
+    ) -> Result<Response<ListTicketMessagesResponse>, Status> {
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        v.into_result().map_err(ApiError::from)?;
+        // The ticket must belong to the caller's shop before its thread is read.
+        ticket::Entity::find_by_id(req.ticket_id.clone())
+            .filter(ticket::Column::ShopId.eq(req.shop_id))
+            .one(&self.db)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("ticket {} not found", req.ticket_id)))?;
+        let rows = ticket_message::Entity::find()
+            .filter(ticket_message::Column::TicketId.eq(req.ticket_id))
+            .order_by_asc(ticket_message::Column::Id)
+            .limit(1000)
+            .all(&self.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ListTicketMessagesResponse {
+            messages: rows
+                .into_iter()
+                .map(|m| TicketMessage {
+                    author: m.author,
+                    agent_id: m.agent_id,
+                    text: m.text,
+                    message_id: m.message_id,
+                    created_at: Some(event::timestamp(m.created_at)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn reply_to_ticket(
+        &self,
+        req: Request<ReplyToTicketRequest>,
+    ) -> Result<Response<ReplyToTicketResponse>, Status> {
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        v.ident("agent_id", &req.agent_id, 64);
+        v.ident("request_id", &req.request_id, 64);
+        v.text("text", &req.text, 4000, 16 * 1024);
+        v.into_result().map_err(ApiError::from)?;
+        let (t, reply_id) = workflow::reply(
+            &self.db,
+            &req.shop_id,
+            &req.ticket_id,
+            &req.agent_id,
+            &req.text,
+            &req.request_id,
+        )
+        .await?;
+        self.publish().await;
+        Ok(Response::new(ReplyToTicketResponse {
+            ticket: Some(to_proto(t)),
+            reply_id,
+        }))
+    }
+
+    async fn hand_back_ticket(
+        &self,
+        req: Request<HandBackTicketRequest>,
+    ) -> Result<Response<HandBackTicketResponse>, Status> {
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        v.ident("agent_id", &req.agent_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        let t = workflow::finish(
+            &self.db,
+            &req.shop_id,
+            &req.ticket_id,
+            &req.agent_id,
+            status::HANDED_BACK,
+        )
+        .await?;
+        self.publish().await;
+        Ok(Response::new(HandBackTicketResponse {
+            ticket: Some(to_proto(t)),
+        }))
+    }
+
+    async fn close_ticket(
+        &self,
+        req: Request<CloseTicketRequest>,
+    ) -> Result<Response<CloseTicketResponse>, Status> {
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        v.ident("agent_id", &req.agent_id, 64);
+        v.into_result().map_err(ApiError::from)?;
+        let t = workflow::finish(
+            &self.db,
+            &req.shop_id,
+            &req.ticket_id,
+            &req.agent_id,
+            status::CLOSED,
+        )
+        .await?;
+        self.publish().await;
+        Ok(Response::new(CloseTicketResponse {
+            ticket: Some(to_proto(t)),
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::workflow::*;
 
     #[test]
     fn ticket_ids_are_stable() {

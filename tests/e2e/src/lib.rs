@@ -13,6 +13,7 @@ use std::{
 };
 
 use kefu_proto::session::v1::session_router_service_client::SessionRouterServiceClient;
+use kefu_proto::ticket::v1::ticket_service_client::TicketServiceClient;
 use tokio::process::{Child, Command};
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::{
@@ -340,6 +341,15 @@ impl Mesh {
             .await
             .expect("connect session-router");
         SessionRouterServiceClient::new(ch)
+    }
+
+    pub async fn ticket_client(&self) -> TicketServiceClient<Channel> {
+        let ch = Channel::from_shared(self.grpc_url("ticket"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect ticket");
+        TicketServiceClient::new(ch)
     }
 
     /// A request carrying this mesh's API key.

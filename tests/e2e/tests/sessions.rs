@@ -122,6 +122,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
             customer_id: customer.clone(),
             page_size: 0,
             page_token: String::new(),
+            state: String::new(),
         }))
         .await
         .expect("list")
@@ -202,6 +203,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
                 customer_id: String::new(),
                 page_size: 0,
                 page_token: String::new(),
+                state: String::new(),
             },
             &key_b,
         ))
@@ -311,6 +313,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
                 customer_id: String::new(),
                 page_size: 0,
                 page_token: String::new(),
+                state: String::new(),
             },
             key,
         )
