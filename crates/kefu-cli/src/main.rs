@@ -3,6 +3,7 @@
 //! * `kefu chat` — be a customer: type lines, see the replies.
 //! * `kefu send --text "…"` — send one message and print its reply.
 //! * `kefu health ADDR…` — wait until gRPC services report SERVING.
+//! * `kefu orders import FILE` — bulk-import orders (JSON lines or CSV) into order-sync.
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         wait_secs: u64,
     },
+    /// Orders: bulk import into order-sync.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -73,6 +79,113 @@ enum TopicsCommand {
         #[arg(long, env = "KEFU_TOPIC_PARTITIONS", default_value_t = 3)]
         partitions: i32,
     },
+}
+
+#[derive(Subcommand)]
+enum OrdersCommand {
+    /// Import orders and tracking scans from a JSON lines (`kefu.order.v1` /
+    /// `kefu.tracking.v1` documents) or CSV file (docs/orders.md). Exits 1 if any line was
+    /// rejected (the others are stored).
+    Import {
+        /// The file; `-` reads standard input (then --format is required).
+        file: PathBuf,
+        /// `jsonl` or `csv`; by default from the extension (.jsonl/.ndjson/.json → jsonl,
+        /// .csv → csv).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, env = "KEFU_SHOP", default_value = "demo")]
+        shop: String,
+        /// order-sync gRPC endpoint.
+        #[arg(
+            long,
+            env = "KEFU_ORDER_SYNC_URL",
+            default_value = "http://127.0.0.1:50056"
+        )]
+        url: String,
+    },
+}
+
+/// Streams a file's lines to order-sync's `ImportOrders` and prints the result.
+async fn import_orders(
+    file: PathBuf,
+    format: Option<String>,
+    shop: String,
+    url: String,
+) -> anyhow::Result<()> {
+    use kefu_proto::order::v1::{
+        ImportOrdersRequest, order_sync_service_client::OrderSyncServiceClient,
+    };
+    let format = match format {
+        Some(f) => f,
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson" | "json") => "jsonl".to_owned(),
+            Some("csv") => "csv".to_owned(),
+            _ => bail!(
+                "cannot tell the format of {} from its extension; pass --format jsonl|csv",
+                file.display()
+            ),
+        },
+    };
+    if format != "jsonl" && format != "csv" {
+        bail!("--format must be jsonl or csv");
+    }
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if file.as_os_str() == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        Box::new(
+            tokio::fs::File::open(&file)
+                .await
+                .with_context(|| format!("opening {}", file.display()))?,
+        )
+    };
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let reading = tokio::spawn(async move {
+        let mut first = true;
+        while let Some(line) = lines.next_line().await? {
+            let (shop_id, format) = if first {
+                (shop.clone(), format.clone())
+            } else {
+                (String::new(), String::new())
+            };
+            first = false;
+            if tx
+                .send(ImportOrdersRequest {
+                    shop_id,
+                    format,
+                    line,
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    });
+    let ch = Channel::from_shared(url.clone())?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let mut client = OrderSyncServiceClient::new(ch).max_encoding_message_size(128 * 1024);
+    let result = client
+        .import_orders(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| anyhow::anyhow!("import refused: {}", s.message()))?
+        .into_inner();
+    reading.await??;
+    println!(
+        "{} records read, {} changed, {} rejected",
+        result.records, result.changed, result.error_count
+    );
+    for e in &result.errors {
+        println!("  line {}: {}", e.line, e.message);
+    }
+    if result.error_count > 0 {
+        bail!("{} lines were rejected", result.error_count);
+    }
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -329,6 +442,15 @@ async fn main() {
             wait_secs,
         } => send_one(customer, text, message_id, wait_secs).await,
         Command::Health { addrs, wait_secs } => health(addrs, wait_secs).await,
+        Command::Orders {
+            command:
+                OrdersCommand::Import {
+                    file,
+                    format,
+                    shop,
+                    url,
+                },
+        } => import_orders(file, format, shop, url).await,
         Command::Topics {
             command:
                 TopicsCommand::Create {

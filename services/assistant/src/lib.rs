@@ -1,10 +1,13 @@
 //! Assistant: answers the messages the dialogue policy routed to the bot.
 //!
 //! * consumes `kefu.assist.requests.v1` → produces `kefu.conversation.outbound.v1`;
-//! * looks orders up in order-sync over gRPC when the message names an order number;
+//! * answers order questions (status, logistics, cancel / change eligibility, refunds) from
+//!   the customer's real orders in order-sync, scoped by the customer's keys; hands over to a
+//!   person, with the order attached, when it cannot act ([`orders`]);
 //! * gRPC `kefu.assistant.v1.AssistantService/Answer`.
 #![forbid(unsafe_code)]
 
+pub mod orders;
 pub mod templates;
 
 use std::{sync::Arc, time::Duration};
@@ -16,8 +19,11 @@ use kefu_proto::{
         AnswerRequest, AnswerResponse,
         assistant_service_server::{AssistantService, AssistantServiceServer},
     },
-    events::v1::{MessageEvent, ReplyEvent, ReplySource},
-    order::v1::{GetOrderRequest, Order, order_sync_service_client::OrderSyncServiceClient},
+    events::v1::{MessageEvent, ReplyEvent, ReplySource, Route},
+    order::v1::{
+        GetOrderRequest, ListCustomerOrdersRequest,
+        order_sync_service_client::OrderSyncServiceClient,
+    },
 };
 use kefu_runtime::{
     Service,
@@ -76,31 +82,72 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// The order named in the message, if order-sync knows it. Order-sync being down is not a
-    /// reason to hold the customer's answer: the template answer is used instead.
-    async fn lookup_order(&self, shop_id: &str, msg: &MessageEvent) -> Option<Order> {
-        let order_id = msg
+    /// The answer from the customer's orders, or `None` to fall back to the templates (no
+    /// order data, or order-sync unreachable: it is not a reason to hold the answer).
+    async fn order_plan(
+        &self,
+        shop_id: &str,
+        msg: &MessageEvent,
+        intent: &str,
+        zh: bool,
+    ) -> Option<orders::Plan> {
+        if !orders::ORDER_INTENTS.contains(&intent) {
+            return None;
+        }
+        let named = msg
             .classification
             .as_ref()?
             .entities
             .iter()
-            .find(|e| e.kind == "order_id")?
-            .value
-            .clone();
+            .find(|e| e.kind == "order_id")
+            .map(|e| e.value.clone());
+        let keys = msg.customer_keys.clone();
         let mut client = self.orders.clone();
-        match client
-            .get_order(GetOrderRequest {
+        let now = chrono::Utc::now();
+        if let Some(order_id) = named {
+            // Never look an order up without the customer's keys: order-sync only answers
+            // for orders whose buyer matches them.
+            if keys.is_empty() {
+                return Some(orders::Plan::Reply(orders::not_found(&order_id, zh)));
+            }
+            let req = GetOrderRequest {
                 shop_id: shop_id.to_owned(),
-                order_id,
-            })
-            .await
-        {
-            Ok(r) => r.into_inner().order,
-            Err(s) if s.code() == Code::NotFound => None,
+                order_id: order_id.clone(),
+                customer_keys: keys,
+            };
+            return match client.get_order(req).await {
+                Ok(r) => r
+                    .into_inner()
+                    .order
+                    .map(|o| orders::plan(intent, &o, zh, now)),
+                Err(s) if s.code() == Code::NotFound => {
+                    Some(orders::Plan::Reply(orders::not_found(&order_id, zh)))
+                }
+                Err(s) => {
+                    tracing::warn!(error = %s, "order-sync lookup failed; answering from templates");
+                    None
+                }
+            };
+        }
+        if keys.is_empty() {
+            return None;
+        }
+        let req = ListCustomerOrdersRequest {
+            shop_id: shop_id.to_owned(),
+            customer_keys: keys,
+            page_size: 10,
+        };
+        let list = match client.list_customer_orders(req).await {
+            Ok(r) => r.into_inner().orders,
             Err(s) => {
                 tracing::warn!(error = %s, "order-sync lookup failed; answering from templates");
-                None
+                return None;
             }
+        };
+        match orders::choose(intent, &list) {
+            Ok(Some(o)) => Some(orders::plan(intent, o, zh, now)),
+            Ok(None) => None,
+            Err(several) => Some(orders::Plan::Reply(orders::ask_which(&several, zh))),
         }
     }
 }
@@ -116,12 +163,31 @@ impl Handler for Pipeline {
             .as_ref()
             .map(|c| c.intent.as_str())
             .unwrap_or("other");
-        let order = self.lookup_order(&meta.shop_id, &msg).await;
-        let answer = templates::answer(intent, &msg.language, order.as_ref());
+        let zh = msg.language == "zh";
+        let key = meta.conversation_id.clone();
+        let (text, language) = match self.order_plan(&meta.shop_id, &msg, intent, zh).await {
+            Some(orders::Plan::Reply(text)) => (text, if zh { "zh" } else { "en" }),
+            Some(orders::Plan::Handover { reason, order_id }) => {
+                // The bot cannot act on this order: a person takes over, with the order.
+                let mut esc = msg.clone();
+                esc.meta = Some(event::derive_meta(meta, "assistant.handover"));
+                esc.route = Route::Human as i32;
+                esc.route_reason = reason;
+                esc.attached_order_id = order_id;
+                self.producer
+                    .send_event(&self.kafka.topic(topics::ESCALATIONS), &key, &esc)
+                    .await?;
+                return Ok(Handled::Done);
+            }
+            None => {
+                let a = templates::answer(intent, &msg.language);
+                (a.text, a.language)
+            }
+        };
         let reply = ReplyEvent {
             reply_id: event::derive_id(&meta.message_id, "reply"),
-            text: answer.text,
-            language: answer.language.into(),
+            text,
+            language: language.into(),
             target_language: msg.language.clone(),
             source: ReplySource::Bot as i32,
             intent: intent.to_owned(),
@@ -131,7 +197,6 @@ impl Handler for Pipeline {
             customer_id: msg.customer_id.clone(),
             meta: Some(out_meta),
         };
-        let key = meta.conversation_id.clone();
         self.producer
             .send_event(&self.kafka.topic(topics::OUTBOUND), &key, &reply)
             .await?;
@@ -156,7 +221,7 @@ impl AssistantService for Api {
             v.add("intent", "must be at most 64 characters");
         }
         v.into_result().map_err(ApiError::from)?;
-        let a = templates::answer(&req.intent, &req.language, None);
+        let a = templates::answer(&req.intent, &req.language);
         Ok(Response::new(AnswerResponse {
             text: a.text,
             language: a.language.into(),

@@ -1,5 +1,4 @@
 //! Answer templates per intent, in English and Chinese.
-use kefu_proto::order::v1::Order;
 
 pub struct Answer {
     pub text: String,
@@ -8,47 +7,9 @@ pub struct Answer {
     pub escalate: bool,
 }
 
-fn status_text(status: &str, zh: bool) -> &str {
-    match (status, zh) {
-        ("pending_payment", false) => "waiting for payment",
-        ("pending_payment", true) => "待付款",
-        ("paid", false) => "paid and being prepared",
-        ("paid", true) => "已付款，正在备货",
-        ("shipped", false) => "shipped",
-        ("shipped", true) => "已发货",
-        ("delivered", false) => "delivered",
-        ("delivered", true) => "已签收",
-        ("cancelled", false) => "cancelled",
-        ("cancelled", true) => "已取消",
-        ("refunded", false) => "refunded",
-        ("refunded", true) => "已退款",
-        (other, _) => other,
-    }
-}
-
 /// The answer for `intent` in `language` (Chinese for `zh`, English otherwise).
-pub fn answer(intent: &str, language: &str, order: Option<&Order>) -> Answer {
+pub fn answer(intent: &str, language: &str) -> Answer {
     let zh = language == "zh";
-    if let Some(o) = order {
-        let status = status_text(&o.status, zh);
-        let text = match (zh, o.tracking_number.is_empty()) {
-            (true, true) => format!("您的订单 {} 当前状态：{}。", o.order_id, status),
-            (true, false) => format!(
-                "您的订单 {} 当前状态：{}，{} 运单号 {}。",
-                o.order_id, status, o.carrier, o.tracking_number
-            ),
-            (false, true) => format!("Your order {} is {}.", o.order_id, status),
-            (false, false) => format!(
-                "Your order {} is {}; {} tracking number {}.",
-                o.order_id, status, o.carrier, o.tracking_number
-            ),
-        };
-        return Answer {
-            text,
-            language: if zh { "zh" } else { "en" },
-            escalate: false,
-        };
-    }
     let (en, cn, escalate) = match intent {
         "greeting" => (
             "Hello! I'm the shop assistant. Ask me about your order, delivery, returns, coupons or payments.",
@@ -159,27 +120,11 @@ mod tests {
 
     #[test]
     fn answers_in_the_customers_language() {
-        let a = answer("return_exchange", "zh", None);
+        let a = answer("return_exchange", "zh");
         assert_eq!(a.language, "zh");
         assert!(a.text.contains("退"));
-        let a = answer("return_exchange", "en", None);
+        let a = answer("return_exchange", "en");
         assert!(a.text.contains("return"));
-        assert!(answer("something_new", "en", None).escalate);
-    }
-
-    #[test]
-    fn uses_order_data() {
-        let o = Order {
-            order_id: "123456789".into(),
-            status: "shipped".into(),
-            carrier: "SF".into(),
-            tracking_number: "SF1234567890".into(),
-            ..Default::default()
-        };
-        let a = answer("order_status", "en", Some(&o));
-        assert_eq!(
-            a.text,
-            "Your order 123456789 is shipped; SF tracking number SF1234567890."
-        );
+        assert!(answer("something_new", "en").escalate);
     }
 }

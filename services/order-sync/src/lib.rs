@@ -1,41 +1,36 @@
-//! Order-sync: the orders and shipments other services answer from.
+//! Order-sync: real order and logistics data behind every "where is my order?".
 //!
-//! * gRPC `kefu.order.v1.OrderSyncService/{GetOrder,UpsertOrder}`.
-//!
-//! Marketplace connectors (webhooks, imports, polling) and the `kefu.commerce.*` topics come
-//! with the order-sync issue; the store and its API are here so the assistant can use them.
+//! * connectors over HTTP ([`http`]): Shopify webhooks, a generic signed JSON webhook, and
+//!   carrier tracking scans; bulk import over gRPC (`ImportOrders`, used by
+//!   `kefu orders import FILE`) from JSON lines or CSV;
+//! * the canonical model ([`entity`], [`model`]; docs/orders.md) stored idempotently: a replay
+//!   changes nothing and publishes nothing;
+//! * order and shipment changes on `kefu.commerce.orders.v1` / `kefu.commerce.shipments.v1`
+//!   through an outbox;
+//! * gRPC `kefu.order.v1.OrderSyncService`: `GetOrder`, `ListCustomerOrders` and
+//!   `GetShipment` for the assistant and session-router, always scoped to the customer's keys.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod entity;
+pub mod http;
+pub mod model;
+pub mod store;
 
-use chrono::Utc;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
 use clap::Parser;
-use entity::{migration::Migrator, order};
-use kefu_proto::order::v1::{
-    GetOrderRequest, GetOrderResponse, Order, UpsertOrderRequest, UpsertOrderResponse,
-    order_sync_service_server::{OrderSyncService, OrderSyncServiceServer},
-};
+use entity::migration::Migrator;
+use kefu_proto::order::v1::order_sync_service_server::OrderSyncServiceServer;
 use kefu_runtime::{
     Service,
     config::{DbArgs, ListenArgs, RuntimeArgs},
-    db, event,
-    grpc::{ApiError, MAX_DECODING_MESSAGE_SIZE},
-    validate::Violations,
+    db,
+    grpc::MAX_DECODING_MESSAGE_SIZE,
 };
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
-use tonic::{Request, Response, Status, service::Routes};
+use tonic::service::Routes;
 
 pub const SERVICE: &str = "order-sync";
-
-/// Order states order-sync accepts.
-pub const STATUSES: &[&str] = &[
-    "pending_payment",
-    "paid",
-    "shipped",
-    "delivered",
-    "cancelled",
-    "refunded",
-];
 
 /// `kefu-order-sync` configuration.
 #[derive(Debug, Parser)]
@@ -47,124 +42,54 @@ pub struct Args {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub db: DbArgs,
+    /// Connector HTTP listen address (Shopify and generic webhooks, tracking scans).
+    #[arg(long, env = "KEFU_HTTP_ADDR", default_value = "127.0.0.1:8086")]
+    pub http_addr: SocketAddr,
+    /// File of per-shop connector secrets: lines `shop_id shopify|webhook secret`. Without it
+    /// every connector request is refused (and recorded); gRPC imports still work.
+    #[arg(long, env = "KEFU_CONNECTOR_SECRETS_FILE")]
+    pub connector_secrets_file: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50056, 9186);
+    let secrets = match &args.connector_secrets_file {
+        Some(path) => http::Secrets::load(path).unwrap_or_else(|e| {
+            kefu_runtime::config::config_error(format!("connector secrets: {e}"))
+        }),
+        None => http::Secrets::default(),
+    };
     let svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
+    let connectors = Arc::new(http::Connectors {
+        db: db.clone(),
+        secrets,
+        producer: svc.producer.clone(),
+        kafka: svc.kafka.clone(),
+    });
+    let mut svc = svc;
+    let shutdown = svc.lifecycle.shutdown.clone();
+    let relay = connectors.clone();
+    let relay_shutdown = shutdown.clone();
+    svc.lifecycle.spawn("commerce-outbox", async move {
+        loop {
+            tokio::select! {
+                _ = relay_shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = store::publish_pending(&relay.db, &relay.producer, &relay.kafka).await {
+                tracing::warn!(error = %e, "commerce outbox relay failed; retrying");
+            }
+        }
+    });
+    let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;
+    svc.lifecycle.spawn(
+        "http",
+        http::serve(http_listener, connectors.clone(), shutdown),
+    );
     let routes = Routes::new(
-        OrderSyncServiceServer::new(Api { db })
+        OrderSyncServiceServer::new(api::Api { c: connectors })
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
     );
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
-}
-
-fn to_proto(o: order::Model) -> Order {
-    Order {
-        shop_id: o.shop_id,
-        order_id: o.order_id,
-        customer_id: o.customer_id,
-        status: o.status,
-        carrier: o.carrier,
-        tracking_number: o.tracking_number,
-        total_minor: o.total_minor,
-        currency: o.currency,
-        updated_at: Some(event::timestamp(o.updated_at)),
-    }
-}
-
-/// gRPC API.
-pub struct Api {
-    pub db: DatabaseConnection,
-}
-
-#[tonic::async_trait]
-impl OrderSyncService for Api {
-    async fn get_order(
-        &self,
-        req: Request<GetOrderRequest>,
-    ) -> Result<Response<GetOrderResponse>, Status> {
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
-        v.ident("order_id", &req.order_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        let o = order::Entity::find_by_id((req.shop_id, req.order_id.clone()))
-            .one(&self.db)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("order {} not found", req.order_id)))?;
-        Ok(Response::new(GetOrderResponse {
-            order: Some(to_proto(o)),
-        }))
-    }
-
-    async fn upsert_order(
-        &self,
-        req: Request<UpsertOrderRequest>,
-    ) -> Result<Response<UpsertOrderResponse>, Status> {
-        let o = req.into_inner().order.unwrap_or_default();
-        let mut v = Violations::new();
-        v.ident("order.shop_id", &o.shop_id, 64);
-        v.ident("order.order_id", &o.order_id, 64);
-        if !STATUSES.contains(&o.status.as_str()) {
-            v.add(
-                "order.status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            );
-        }
-        if o.total_minor < 0 {
-            v.add("order.total_minor", "must not be negative");
-        }
-        if !(o.currency.len() == 3 && o.currency.chars().all(|c| c.is_ascii_uppercase())) {
-            v.add("order.currency", "must be an ISO 4217 code such as CNY");
-        }
-        for (field, value) in [
-            ("order.customer_id", &o.customer_id),
-            ("order.carrier", &o.carrier),
-            ("order.tracking_number", &o.tracking_number),
-        ] {
-            if value.len() > 128 {
-                v.add(field, "must be at most 128 characters");
-            }
-        }
-        v.into_result().map_err(ApiError::from)?;
-        let model = order::ActiveModel {
-            shop_id: Set(o.shop_id.clone()),
-            order_id: Set(o.order_id.clone()),
-            customer_id: Set(o.customer_id.clone()),
-            status: Set(o.status.clone()),
-            carrier: Set(o.carrier.clone()),
-            tracking_number: Set(o.tracking_number.clone()),
-            total_minor: Set(o.total_minor),
-            currency: Set(o.currency.clone()),
-            updated_at: Set(Utc::now()),
-        };
-        order::Entity::insert(model)
-            .on_conflict(
-                OnConflict::columns([order::Column::ShopId, order::Column::OrderId])
-                    .update_columns([
-                        order::Column::CustomerId,
-                        order::Column::Status,
-                        order::Column::Carrier,
-                        order::Column::TrackingNumber,
-                        order::Column::TotalMinor,
-                        order::Column::Currency,
-                        order::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(ApiError::from)?;
-        let stored = order::Entity::find_by_id((o.shop_id, o.order_id))
-            .one(&self.db)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upserted order missing")))?;
-        Ok(Response::new(UpsertOrderResponse {
-            order: Some(to_proto(stored)),
-        }))
-    }
 }

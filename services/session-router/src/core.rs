@@ -37,6 +37,10 @@ pub struct State {
     pub conversation_idle: chrono::Duration,
     /// Dialogue policy of shops that did not set their own.
     pub default_policy: crate::policy::Policy,
+    /// order-sync, which confirms that an order belongs to a customer.
+    pub orders: kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient<
+        tonic::transport::Channel,
+    >,
 }
 
 pub type Shared = Arc<State>;

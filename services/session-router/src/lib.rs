@@ -59,6 +59,14 @@ pub struct Args {
     /// conversation linked to the old one.
     #[arg(long, env = "KEFU_CONVERSATION_IDLE_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(1..=2_592_000))]
     pub conversation_idle_secs: i64,
+    /// order-sync gRPC endpoint: confirms that an order number a customer gives belongs to them
+    /// (then the order's buyer identity is linked to the customer).
+    #[arg(
+        long,
+        env = "KEFU_ORDER_SYNC_URL",
+        default_value = "http://127.0.0.1:50056"
+    )]
+    pub order_sync_url: String,
     /// Create this shop at start (with the key in --seed-api-key-file).
     #[arg(long, env = "KEFU_SEED_SHOP", requires = "seed_api_key_file")]
     pub seed_shop: Option<String>,
@@ -78,6 +86,11 @@ fn parse_unit(s: &str) -> Result<f32, String> {
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50051, 9181);
+    let orders = tonic::transport::Endpoint::from_shared(args.order_sync_url.clone())
+        .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("order-sync-url: {e}")))
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .timeout(std::time::Duration::from_secs(2))
+        .connect_lazy();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db =
         db::connect_and_migrate::<entity::migration::Migrator>(&args.db.url_or(SERVICE)).await?;
@@ -99,6 +112,9 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         replies,
         shutdown: svc.lifecycle.shutdown.clone(),
         conversation_idle: chrono::Duration::seconds(args.conversation_idle_secs),
+        orders: kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient::new(
+            orders,
+        ),
         default_policy: policy::Policy {
             min_confidence: args.min_confidence,
             ..policy::Policy::default()

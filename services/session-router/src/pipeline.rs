@@ -3,8 +3,9 @@
 //! conversation state machine (`ticket.updates` → bot / waiting_for_human / human / closed).
 use async_trait::async_trait;
 use chrono::Utc;
-use kefu_proto::events::v1::{
-    MessageEvent, ReplyEvent, ReplySource, Route, TicketEvent, TicketEventKind,
+use kefu_proto::{
+    events::v1::{MessageEvent, ReplyEvent, ReplySource, Route, TicketEvent, TicketEventKind},
+    order::v1::{CustomerKey, GetOrderRequest},
 };
 use kefu_runtime::{
     event,
@@ -46,6 +47,18 @@ impl Consumers {
                 "shop_id does not match the message".into(),
             ));
         }
+        // The keys go with the event so the assistant can find the customer's orders.
+        let mut keys = store::customer_keys(db, &meta.shop_id, &stored.customer_id).await?;
+        if self
+            .link_on_order(&meta.shop_id, &stored.customer_id, &msg, &keys)
+            .await?
+        {
+            keys = store::customer_keys(db, &meta.shop_id, &stored.customer_id).await?;
+        }
+        msg.customer_keys = keys
+            .into_iter()
+            .map(|(kind, value)| CustomerKey { kind, value })
+            .collect();
         let conv = store::conversation(db, &stored.conversation_id).await?;
         let intent = msg
             .classification
@@ -91,6 +104,69 @@ impl Consumers {
             .send_event(&self.state.kafka.topic(topic), &meta.conversation_id, &msg)
             .await?;
         Ok(Handled::Done)
+    }
+
+    /// When the message names an order that order-sync confirms belongs to this customer (one
+    /// of the customer's keys matches the order's buyer), links the identity the order was
+    /// placed with to the customer: their next message from that channel continues here.
+    /// order-sync being unreachable only skips the link. Returns whether it linked.
+    async fn link_on_order(
+        &self,
+        shop_id: &str,
+        customer_id: &str,
+        msg: &MessageEvent,
+        keys: &[(String, String)],
+    ) -> Result<bool, HandleError> {
+        let Some(order_id) = msg.classification.as_ref().and_then(|c| {
+            c.entities
+                .iter()
+                .find(|e| e.kind == "order_id")
+                .map(|e| e.value.clone())
+        }) else {
+            return Ok(false);
+        };
+        let request = GetOrderRequest {
+            shop_id: shop_id.to_owned(),
+            order_id: order_id.clone(),
+            customer_keys: keys
+                .iter()
+                .map(|(kind, value)| CustomerKey {
+                    kind: kind.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        };
+        let order = match self.state.orders.clone().get_order(request).await {
+            Ok(r) => r.into_inner().order,
+            Err(s) if s.code() == tonic::Code::NotFound => None,
+            Err(s) => {
+                tracing::warn!(error = %s, "order-sync unavailable; no order-based link");
+                None
+            }
+        };
+        let Some(buyer) = order.and_then(|o| o.buyer) else {
+            return Ok(false);
+        };
+        if buyer.channel.is_empty() || buyer.channel_user_id.is_empty() {
+            return Ok(false);
+        }
+        let identity = format!("{}:{}", buyer.channel, buyer.channel_user_id);
+        if keys.iter().any(|(k, v)| k == "identity" && *v == identity) {
+            return Ok(false);
+        }
+        match store::link(
+            &self.state.db,
+            shop_id,
+            customer_id,
+            &[(buyer.channel, buyer.channel_user_id)],
+            &format!("order {order_id} confirmed by order-sync"),
+        )
+        .await
+        {
+            Ok(()) => Ok(true),
+            Err(store::GraphError::NotFound(_)) => Ok(false),
+            Err(store::GraphError::Db(e)) => Err(e.into()),
+        }
     }
 
     /// Moves the conversation's state as its ticket changes (ordered by the event's `seq`).

@@ -890,3 +890,34 @@ pub async fn apply_ticket_change(
         .await?;
     Ok(res.rows_affected == 1)
 }
+
+/// The keys order-sync matches buyers on: the customer's identities (`channel:user`) and the
+/// SHA-256 of their verified phone numbers and e-mail addresses.
+pub async fn customer_keys(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    customer_id: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
+    let mut keys: Vec<(String, String)> = identities(db, shop_id, customer_id)
+        .await?
+        .into_iter()
+        .map(|i| {
+            (
+                "identity".to_owned(),
+                format!("{}:{}", i.channel, i.channel_user_id),
+            )
+        })
+        .collect();
+    keys.extend(
+        customer_key::Entity::find()
+            .filter(customer_key::Column::ShopId.eq(shop_id))
+            .filter(customer_key::Column::CustomerId.eq(customer_id))
+            .limit(10)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|k| (k.kind, k.value_sha256)),
+    );
+    keys.truncate(20);
+    Ok(keys)
+}

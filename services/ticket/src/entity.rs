@@ -48,6 +48,8 @@ pub mod ticket {
         pub last_message_id: String,
         pub channel: String,
         pub channel_user_id: String,
+        /// The order the conversation was handed over about ("" when none).
+        pub order_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -186,6 +188,7 @@ pub mod migration {
                 ("last_message_id", text(C::LastMessageId)),
                 ("channel", text(C::Channel)),
                 ("channel_user_id", text(C::ChannelUserId)),
+                ("order_id", text(C::OrderId)),
             ];
             for (name, mut def) in columns {
                 if !manager.has_column("tickets", name).await? {

@@ -99,16 +99,23 @@ impl Escalations {
     /// The acknowledgement a customer gets when their conversation is handed to a person.
     fn ack(&self, msg: &MessageEvent, meta: &EventMeta, t: &ticket::Model) -> ReplyEvent {
         let zh = msg.language == "zh";
-        let text = if zh {
-            format!(
+        let text = match (zh, t.order_id.is_empty()) {
+            (true, true) => format!(
                 "已为您转接人工客服（工单 {}），客服会尽快回复您。",
                 t.ticket_id
-            )
-        } else {
-            format!(
+            ),
+            (true, false) => format!(
+                "这个需要人工处理：已为您转接人工客服（工单 {}，订单 {}），客服会尽快回复您。",
+                t.ticket_id, t.order_id
+            ),
+            (false, true) => format!(
                 "I've passed this to a human agent (ticket {}). They will reply here shortly.",
                 t.ticket_id
-            )
+            ),
+            (false, false) => format!(
+                "This needs a person: I've passed it to a human agent (ticket {}, order {}). They will reply here shortly.",
+                t.ticket_id, t.order_id
+            ),
         };
         ReplyEvent {
             meta: Some(event::derive_meta(meta, "ticket.ack")),
@@ -186,6 +193,7 @@ fn to_proto(t: ticket::Model) -> Ticket {
         language: t.language,
         first_response_at: t.first_response_at.map(event::timestamp),
         updated_at: Some(event::timestamp(t.updated_at)),
+        order_id: t.order_id,
     }
 }
 

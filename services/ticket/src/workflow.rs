@@ -172,6 +172,7 @@ pub async fn escalate(
         last_message_id: meta.message_id.clone(),
         channel: msg.channel.clone(),
         channel_user_id: msg.channel_user_id.clone(),
+        order_id: msg.attached_order_id.clone(),
     };
     ticket::Entity::insert(ticket::ActiveModel::from(t.clone()))
         .exec_without_returning(&txn)

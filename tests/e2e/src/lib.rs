@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient;
 use kefu_proto::session::v1::session_router_service_client::SessionRouterServiceClient;
 use kefu_proto::ticket::v1::ticket_service_client::TicketServiceClient;
 use tokio::process::{Child, Command};
@@ -20,18 +21,22 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-/// Every service binary of the mesh.
+/// Every service, in start order (order-sync first: others are given its address).
 pub const SERVICES: &[&str] = &[
+    "order-sync",
     "session-router",
     "translation",
     "intent-classifier",
     "assistant",
     "ticket",
-    "order-sync",
     "metrics",
 ];
 
 pub const SHOP: &str = "e2e-shop";
+/// The Shopify webhook secret of [`SHOP`] in every test mesh.
+pub const SHOPIFY_SECRET: &str = "shpss_e2e_0123456789abcdef";
+/// The generic webhook / tracking secret of [`SHOP`] in every test mesh.
+pub const WEBHOOK_SECRET: &str = "kefu_webhook_e2e_secret_0123";
 
 pub fn brokers() -> String {
     std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
@@ -81,6 +86,9 @@ pub struct Mesh {
     pub api_key: String,
     pub http_port: u16,
     session_db: String,
+    order_db: String,
+    /// order-sync's connector HTTP port.
+    pub orders_http_port: u16,
     procs: HashMap<&'static str, Proc>,
 }
 
@@ -94,40 +102,61 @@ impl Mesh {
         let session_db = kefu_runtime::db::fresh_test_postgres(tag)
             .await
             .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
+        let order_db = kefu_runtime::db::fresh_test_postgres(&format!("{tag}_orders"))
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
+        std::fs::write(
+            dir.join("connector-secrets"),
+            format!("{SHOP} shopify {SHOPIFY_SECRET}\n{SHOP} webhook {WEBHOOK_SECRET}\n"),
+        )
+        .expect("secrets file");
         let mut mesh = Mesh {
             prefix,
             dir,
             api_key: String::new(),
             http_port: free_port(),
+            orders_http_port: free_port(),
             session_db,
+            order_db,
             procs: HashMap::new(),
         };
-        for s in SERVICES {
+        // order-sync first and alone: the others are given its address.
+        let (first, rest) = SERVICES.split_first().expect("services");
+        mesh.spawn(first, free_port());
+        mesh.wait_started(first).await;
+        for s in rest {
             mesh.spawn(s, free_port());
         }
-        for s in SERVICES {
-            // A port picked by another test at the same moment makes a service exit at start;
-            // start it again on another port.
-            for attempt in 0.. {
-                if mesh.wait_serving(s).await {
-                    break;
-                }
-                assert!(
-                    attempt < 3,
-                    "{s} keeps exiting at start\n{}",
-                    mesh.log_tail(s)
-                );
-                if *s == "session-router" {
-                    mesh.http_port = free_port();
-                }
-                mesh.spawn(s, free_port());
-            }
+        for s in rest {
+            mesh.wait_started(s).await;
         }
         mesh.api_key = std::fs::read_to_string(mesh.dir.join("api-key"))
             .expect("seeded key")
             .trim()
             .to_owned();
         mesh
+    }
+
+    /// Waits for SERVING. A port picked by another test at the same moment makes a service
+    /// exit at start; it is started again on other ports.
+    async fn wait_started(&mut self, s: &'static str) {
+        for attempt in 0.. {
+            if self.wait_serving(s).await {
+                return;
+            }
+            assert!(
+                attempt < 3,
+                "{s} keeps exiting at start\n{}",
+                self.log_tail(s)
+            );
+            eprintln!("{s} exited at start (attempt {attempt}); starting it again on other ports");
+            match s {
+                "session-router" => self.http_port = free_port(),
+                "order-sync" => self.orders_http_port = free_port(),
+                _ => {}
+            }
+            self.spawn(s, free_port());
+        }
     }
 
     fn spawn(&mut self, service: &'static str, grpc_port: u16) {
@@ -162,20 +191,38 @@ impl Mesh {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .kill_on_drop(true);
+        let order_sync = self
+            .procs
+            .get("order-sync")
+            .map(|p| p.grpc_port)
+            .unwrap_or(1);
         match service {
+            "order-sync" => {
+                cmd.env("KEFU_DATABASE_URL", &self.order_db)
+                    .env(
+                        "KEFU_HTTP_ADDR",
+                        format!("127.0.0.1:{}", self.orders_http_port),
+                    )
+                    .env(
+                        "KEFU_CONNECTOR_SECRETS_FILE",
+                        self.dir.join("connector-secrets"),
+                    );
+            }
             "session-router" => {
                 cmd.env("KEFU_DATABASE_URL", &self.session_db)
+                    .env(
+                        "KEFU_ORDER_SYNC_URL",
+                        format!("http://127.0.0.1:{order_sync}"),
+                    )
                     .env("KEFU_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
                     .env("KEFU_SEED_SHOP", SHOP)
                     .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"));
             }
             "assistant" => {
-                let port = self
-                    .procs
-                    .get("order-sync")
-                    .map(|p| p.grpc_port)
-                    .unwrap_or(1);
-                cmd.env("KEFU_ORDER_SYNC_URL", format!("http://127.0.0.1:{port}"));
+                cmd.env(
+                    "KEFU_ORDER_SYNC_URL",
+                    format!("http://127.0.0.1:{order_sync}"),
+                );
             }
             s => {
                 cmd.env(
@@ -328,6 +375,20 @@ impl Mesh {
 
     pub fn grpc_url(&self, service: &str) -> String {
         format!("http://127.0.0.1:{}", self.procs[service].grpc_port)
+    }
+
+    /// order-sync's connector endpoint base URL.
+    pub fn orders_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.orders_http_port)
+    }
+
+    pub async fn order_client(&self) -> OrderSyncServiceClient<Channel> {
+        let ch = Channel::from_shared(self.grpc_url("order-sync"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect order-sync");
+        OrderSyncServiceClient::new(ch)
     }
 
     pub fn http_url(&self) -> String {
