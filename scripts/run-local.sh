@@ -47,7 +47,15 @@ start() {
   pids+=($!)
   set +m
 }
-start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db"
+# Connector secrets of the demo shop (Shopify and generic webhooks), random, made once.
+if [ ! -f "$STATE/connector-secrets" ]; then
+  (umask 077
+   printf 'demo shopify %s\ndemo webhook %s\n' \
+     "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+     "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/connector-secrets")
+fi
+start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db" \
+                        KEFU_CONNECTOR_SECRETS_FILE="$STATE/connector-secrets"
 start translation
 start intent-classifier
 start assistant
@@ -64,6 +72,9 @@ if ! "$BIN/kefu" health --wait-secs 120 \
   exit 1
 fi
 KEY=$(cat "$STATE/demo-api-key")
+log "loading the demo shop's orders"
+[ -f "$STATE/demo-orders.jsonl" ] || scripts/demo-orders.sh >"$STATE/demo-orders.jsonl"
+"$BIN/kefu" orders import "$STATE/demo-orders.jsonl" --shop demo
 
 cat <<MSG
 
@@ -71,6 +82,8 @@ Kefu is running.
   demo shop:        demo
   demo API key:     $KEY   (also in $STATE/demo-api-key)
   HTTP ingress:     http://127.0.0.1:8080/v1/messages
+  order connectors: http://127.0.0.1:8086/v1/connectors/{shopify,webhook,tracking}/demo
+                    (secrets in $STATE/connector-secrets)
   gRPC:             session-router 127.0.0.1:50051, translation :50052, intent-classifier :50053,
                     assistant :50054, ticket :50055, order-sync :50056, metrics :50057
   Prometheus:       http://127.0.0.1:9181/metrics … :9187/metrics
@@ -81,7 +94,16 @@ Try it:
   curl -s -X POST 127.0.0.1:8080/v1/messages \\
     -H "authorization: Bearer \$(cat .kefu/demo-api-key)" -H 'content-type: application/json' \\
     -d '{"shop_id":"demo","channel":"web","channel_user_id":"u1","channel_message_id":"m1","text":"hello","wait_ms":5000}'
-  $BIN/kefu chat          # be a customer
+  $BIN/kefu chat          # be a customer (web / cli-user, who has demo orders)
+
+Questions to try in kefu chat (the answers come from the demo orders):
+  我的订单20261111001到哪了             status and the latest scan
+  where is my order 20261111004?        a late parcel
+  订单20261111002可以取消吗             not shipped yet: it can be cancelled
+  refund status of order 20261111003    a return being refunded
+  cancel order 20261111001              shipped: handed to a person, with the order
+  我的订单到哪了                        several open orders: which one?
+  $BIN/kefu chat --channel wechat --user wx-demo   then 我的订单到哪了 (one open order)
 
 MSG
 

@@ -244,20 +244,46 @@ fn tracking_line(o: &Order, zh: bool) -> String {
     }
 }
 
+fn latest_return(o: &Order) -> Option<&kefu_proto::order::v1::Return> {
+    o.returns
+        .iter()
+        .max_by_key(|r| r.updated_at.as_ref().map(|t| (t.seconds, t.nanos)))
+}
+
+fn return_line(o: &Order, zh: bool) -> String {
+    match (latest_return(o), zh) {
+        (None, _) => String::new(),
+        (Some(r), true) => format!(
+            "退货退款（{}）：{}，金额 {}。",
+            r.return_id,
+            return_text(&r.status, true),
+            money(r.refund_minor, &o.currency)
+        ),
+        (Some(r), false) => format!(
+            " Return {}: {} ({}).",
+            r.return_id,
+            return_text(&r.status, false),
+            money(r.refund_minor, &o.currency)
+        ),
+    }
+}
+
 fn status_sentence(o: &Order, zh: bool) -> String {
     if zh {
         format!(
-            "您的订单 {} 当前状态：{}。{}",
+            "您的订单 {} 当前状态：{}。{}{}",
             label(o),
             status_text(&o.status, true),
-            tracking_line(o, true)
+            tracking_line(o, true),
+            return_line(o, true)
         )
     } else {
         format!(
-            "Your order {} is {}.{}",
+            "Your order {} is {}.{}{}",
             label_en(o),
             status_text(&o.status, false),
-            tracking_line(o, false)
+            tracking_line(o, false),
+            return_line(o, false)
         )
     }
 }
@@ -271,13 +297,17 @@ pub fn plan(intent: &str, o: &Order, zh: bool, now: DateTime<Utc>) -> Plan {
     };
     let not_shipped = matches!(o.status.as_str(), "pending_payment" | "paid");
     match intent {
-        "shipping_delay" if is_late(o, now) => Plan::Reply(if zh {
-            format!("{status}非常抱歉，包裹比预期慢了。回复“人工”，客服会为您联系快递加急处理。")
-        } else {
-            format!(
-                "{status} I'm sorry, this parcel is running late. Reply \"agent\" and a colleague will chase the carrier for you."
-            )
-        }),
+        "shipping_delay" | "order_status" | "delivery_info" if is_late(o, now) => {
+            Plan::Reply(if zh {
+                format!(
+                    "{status}非常抱歉，包裹比预期慢了。回复“人工”，客服会为您联系快递加急处理。"
+                )
+            } else {
+                format!(
+                    "{status} I'm sorry, this parcel is running late. Reply \"agent\" and a colleague will chase the carrier for you."
+                )
+            })
+        }
         "cancel_order" => match o.status.as_str() {
             _ if not_shipped => Plan::Reply(if zh {
                 format!(
@@ -317,44 +347,38 @@ pub fn plan(intent: &str, o: &Order, zh: bool, now: DateTime<Utc>) -> Plan {
                 format!("{status} This order can no longer be changed.")
             }),
         },
-        "refund" => {
-            let latest_return = o
-                .returns
-                .iter()
-                .max_by_key(|r| r.updated_at.as_ref().map(|t| (t.seconds, t.nanos)));
-            Plan::Reply(match (latest_return, zh) {
-                (Some(r), true) => format!(
-                    "订单 {} 的退款申请（{}）：{}，退款金额 {}。",
-                    label(o),
-                    r.return_id,
-                    return_text(&r.status, true),
-                    money(r.refund_minor, &o.currency)
-                ),
-                (Some(r), false) => format!(
-                    "The refund for order {} (return {}) is {}; amount {}.",
-                    label_en(o),
-                    r.return_id,
-                    return_text(&r.status, false),
-                    money(r.refund_minor, &o.currency)
-                ),
-                (None, true) if o.status == "refunded" => format!(
-                    "订单 {} 已退款 {}，款项已原路退回。",
-                    label(o),
-                    money(o.total_minor, &o.currency)
-                ),
-                (None, false) if o.status == "refunded" => format!(
-                    "Order {} has been refunded ({}) to the original payment method.",
-                    label_en(o),
-                    money(o.total_minor, &o.currency)
-                ),
-                (None, true) => {
-                    format!("{status}该订单没有退款申请；签收后7天内可以在订单中申请退货退款。")
-                }
-                (None, false) => format!(
-                    "{status} There is no refund request on it; you can request a return within 7 days of delivery."
-                ),
-            })
-        }
+        "refund" => Plan::Reply(match (latest_return(o), zh) {
+            (Some(r), true) => format!(
+                "订单 {} 的退款申请（{}）：{}，退款金额 {}。",
+                label(o),
+                r.return_id,
+                return_text(&r.status, true),
+                money(r.refund_minor, &o.currency)
+            ),
+            (Some(r), false) => format!(
+                "The refund for order {} (return {}) is {}; amount {}.",
+                label_en(o),
+                r.return_id,
+                return_text(&r.status, false),
+                money(r.refund_minor, &o.currency)
+            ),
+            (None, true) if o.status == "refunded" => format!(
+                "订单 {} 已退款 {}，款项已原路退回。",
+                label(o),
+                money(o.total_minor, &o.currency)
+            ),
+            (None, false) if o.status == "refunded" => format!(
+                "Order {} has been refunded ({}) to the original payment method.",
+                label_en(o),
+                money(o.total_minor, &o.currency)
+            ),
+            (None, true) => {
+                format!("{status}该订单没有退款申请；签收后7天内可以在订单中申请退货退款。")
+            }
+            (None, false) => format!(
+                "{status} There is no refund request on it; you can request a return within 7 days of delivery."
+            ),
+        }),
         _ => Plan::Reply(status),
     }
 }
