@@ -12,6 +12,7 @@ use kefu_proto::{
     events::v1::{OrderChanged, ShipmentChanged},
     order::v1::{GetOrderRequest, GetShipmentRequest},
     session::v1::GetCustomerRequest,
+    ticket::v1::GetTicketRequest,
 };
 use prost::Message as _;
 use rdkafka::{
@@ -329,6 +330,20 @@ async fn connectors_import_and_answers_from_real_orders() {
         t.contains("shipped") && t.contains("金华转运中心") && t.contains("late"),
         "{late}"
     );
+    let late_zh = ask(
+        &mesh,
+        "wechat",
+        "wx-bob",
+        bob_phone,
+        "b3zh",
+        "我的包裹20261101001怎么还没到，太慢了",
+    )
+    .await;
+    let t = text(&late_zh);
+    assert!(
+        t.contains("已发货") && t.contains("金华转运中心") && t.contains("抱歉"),
+        "{late_zh}"
+    );
     // "My order" with several open ones: which one?
     let which = ask(&mesh, "wechat", "wx-bob", bob_phone, "b4", "我的订单到哪了").await;
     let t = text(&which);
@@ -402,7 +417,11 @@ async fn connectors_import_and_answers_from_real_orders() {
 
     // Dave (CSV) asks in Chinese about his delivered order without a number.
     let dave_reply = ask(&mesh, "web", "web-dave", "", "d1", "我的订单到哪了").await;
-    assert!(text(&dave_reply).contains("已签收"), "{dave_reply}");
+    let t = text(&dave_reply);
+    assert!(
+        t.contains("已签收") && t.contains("ZT1600000000001"),
+        "{dave_reply}"
+    );
 
     // Cancelling a shipped order: the bot cannot, a person takes over with the order attached.
     let cancel = ask(
@@ -416,6 +435,25 @@ async fn connectors_import_and_answers_from_real_orders() {
     .await;
     assert_eq!(cancel["reply"]["source"], "system", "{cancel}");
     assert!(text(&cancel).contains("20261101003"), "{cancel}");
+    let ticket = mesh
+        .ticket_client()
+        .await
+        .get_ticket(GetTicketRequest {
+            shop_id: SHOP.into(),
+            ticket_id: cancel["reply"]["ticket_id"]
+                .as_str()
+                .expect("ticket")
+                .into(),
+        })
+        .await
+        .expect("ticket")
+        .into_inner()
+        .ticket
+        .expect("ticket");
+    assert_eq!(
+        ticket.order_id, "20261101003",
+        "the order is attached to the ticket"
+    );
 
     // 5. Changes were published on the commerce topics.
     let mut seen_orders = HashSet::new();
