@@ -1,7 +1,7 @@
 # Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
 SHELL := /usr/bin/env bash
 
-.PHONY: run test lint fmt build tools clean help
+.PHONY: run test lint fmt build tools chart-tools chart-check k8s image clean help
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,18 @@ build: ## Build every binary
 
 tools: ## Install the pinned tansu broker if missing
 	@source scripts/lib.sh && ensure_tansu
+
+chart-tools: ## Python venv under .kefu/venv with Helm's SDK and the Kubernetes schemas (pinned)
+	@source scripts/lib.sh && ensure_chart_tools
+
+chart-check: chart-tools ## Lint, render and validate charts/kefu and k8s/ (part of make test)
+	@.kefu/venv/bin/python scripts/chart_check.py
+
+k8s: chart-tools ## Regenerate k8s/base/kefu.yaml from the chart
+	@.kefu/venv/bin/python scripts/chart_check.py --write-k8s
+
+image: ## Build the container image (one image, every service binary)
+	docker build -t kefu:dev .
 
 clean: ## Remove build output and local state (.kefu/)
 	cargo clean

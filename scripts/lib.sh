@@ -65,3 +65,16 @@ ensure_postgres() {
   echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2
   exit 1
 }
+
+# Python tools for the chart checks, pinned, in .kefu/venv (PyPI only; Helm's Go SDK comes
+# compiled inside helm-python-sdk, so no helm binary or download at run time).
+ensure_chart_tools() {
+  local venv="$KEFU_ROOT/.kefu/venv" want="$KEFU_ROOT/scripts/chart-requirements.txt"
+  if [ -x "$venv/bin/python" ] && cmp -s "$want" "$venv/.requirements" 2>/dev/null; then
+    return
+  fi
+  log "installing chart tools into .kefu/venv (helm-python-sdk, kubernetes-validate)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+  cp "$want" "$venv/.requirements"
+}

@@ -10,6 +10,10 @@ export KEFU_TEST_BROKERS=${KEFU_TEST_BROKERS:-127.0.0.1:19092}
 start_broker "${KEFU_TEST_BROKERS##*:}" "$KEFU_ROOT/.kefu/test-broker"
 export KEFU_TEST_PG=${KEFU_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}
 
+log "checking the Helm chart and k8s/ manifests"
+ensure_chart_tools
+"$KEFU_ROOT/.kefu/venv/bin/python" scripts/chart_check.py
+
 log "building service binaries"
 cargo build --workspace --bins --locked
 log "running tests"

@@ -462,6 +462,8 @@ async fn main() {
             brokers,
             prefix,
             partitions,
+            replication: 1,
+            security: Default::default(),
             session_timeout_ms: 10_000,
             max_attempts: 1,
             dead_letter: true,

@@ -16,6 +16,48 @@ pub enum LogFormat {
     Json,
 }
 
+/// Kafka `security.protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SecurityProtocol {
+    #[value(name = "plaintext")]
+    Plaintext,
+    #[value(name = "ssl")]
+    Ssl,
+    #[value(name = "sasl_plaintext")]
+    SaslPlaintext,
+    #[value(name = "sasl_ssl")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// Database migrations at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MigrateMode {
+    /// Apply pending migrations, then run (the default).
+    Auto,
+    /// Apply pending migrations and exit 0 (a migration Job).
+    Only,
+    /// Do not migrate; refuse to start while migrations are pending (a Job migrates).
+    Skip,
+}
+
 /// Flags every service understands.
 #[derive(Clone, Debug, Args)]
 pub struct RuntimeArgs {
@@ -30,6 +72,31 @@ pub struct RuntimeArgs {
     /// Partitions for topics this service creates when they are missing.
     #[arg(long, env = "KEFU_TOPIC_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub topic_partitions: i32,
+
+    /// Replication factor for topics this service creates (3 on a production cluster).
+    #[arg(long, env = "KEFU_TOPIC_REPLICATION", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=7))]
+    pub topic_replication: i32,
+
+    /// How to talk to the brokers.
+    #[arg(long, env = "KEFU_KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
+    pub kafka_security_protocol: SecurityProtocol,
+
+    /// SASL mechanism (with a sasl_* security protocol).
+    #[arg(long, env = "KEFU_KAFKA_SASL_MECHANISM", default_value = "SCRAM-SHA-512", value_parser = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])]
+    pub kafka_sasl_mechanism: String,
+
+    /// SASL username (required with a sasl_* security protocol).
+    #[arg(long, env = "KEFU_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (required with a sasl_* security protocol).
+    #[arg(long, env = "KEFU_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// CA certificate (PEM) that signs the brokers' certificates (ssl and sasl_ssl); the
+    /// system's trust store when unset.
+    #[arg(long, env = "KEFU_KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<std::path::PathBuf>,
 
     /// Kafka consumer session timeout in milliseconds (how fast a crashed member is replaced).
     #[arg(long, env = "KEFU_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1_000..=300_000))]
@@ -84,6 +151,9 @@ pub struct DbArgs {
     /// Database URL: `sqlite://path/to/file.db` or `postgres://user@host:5432/db`.
     #[arg(long, env = "KEFU_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Migrations at start: auto (apply, then run), only (apply and exit), skip (a Job does it).
+    #[arg(long, env = "KEFU_MIGRATE", value_enum, default_value_t = MigrateMode::Auto)]
+    pub migrate: MigrateMode,
 }
 
 impl DbArgs {

@@ -16,6 +16,53 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     Ok(db)
 }
 
+/// The service's database as its `--migrate` mode wants it: migrated (`auto`), or checked to
+/// have no pending migrations (`skip`: a migration Job owns the schema).
+pub async fn open<M: MigratorTrait>(
+    args: &crate::config::DbArgs,
+    service: &str,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = args.url_or(service);
+    match args.migrate {
+        crate::config::MigrateMode::Skip => {
+            let db = connect(&url).await?;
+            let pending = M::get_pending_migrations(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading migrations: {e}"))?;
+            if !pending.is_empty() {
+                anyhow::bail!(
+                    "{} database migrations are pending and KEFU_MIGRATE=skip; run the migration job (KEFU_MIGRATE=only) first",
+                    pending.len()
+                );
+            }
+            Ok(db)
+        }
+        _ => connect_and_migrate::<M>(&url).await,
+    }
+}
+
+/// For `--migrate only`: applies the migrations and returns the exit code (0), without
+/// touching Kafka. `None` in the other modes.
+pub async fn migrate_only<M: MigratorTrait>(
+    args: &crate::config::DbArgs,
+    service: &'static str,
+    log_format: crate::config::LogFormat,
+) -> Option<anyhow::Result<i32>> {
+    if args.migrate != crate::config::MigrateMode::Only {
+        return None;
+    }
+    let _telemetry = crate::telemetry::init(service, log_format);
+    let url = args.url_or(service);
+    Some(
+        async {
+            connect_and_migrate::<M>(&url).await?;
+            tracing::info!(service, database = %redact(&url), "migrations applied");
+            Ok(0)
+        }
+        .await,
+    )
+}
+
 /// Connects to `url`. SQLite files (and their folders) are created when missing and put in
 /// WAL mode; `sqlite::memory:` works for tests.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    config::RuntimeArgs,
+    config::{RuntimeArgs, SecurityProtocol},
     metrics::{KafkaMetrics, OutcomeLabels, TopicLabels},
     telemetry,
 };
@@ -84,12 +84,56 @@ pub mod headers {
     pub const DLQ_FAILED_AT: &str = "kefu-dlq-failed-at";
 }
 
+/// librdkafka security properties (`security.protocol`, SASL, TLS). Debug output hides values,
+/// which include the SASL password.
+#[derive(Clone, Default)]
+pub struct Security(pub Vec<(&'static str, String)>);
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| *k))
+            .finish()
+    }
+}
+
+impl Security {
+    /// From the runtime flags; a SASL protocol without credentials is a configuration error.
+    pub fn from_args(a: &RuntimeArgs) -> Result<Security, String> {
+        let p = a.kafka_security_protocol;
+        let mut props = vec![("security.protocol", p.as_str().to_owned())];
+        if p.sasl() {
+            let (Some(user), Some(pass)) = (&a.kafka_sasl_username, &a.kafka_sasl_password) else {
+                return Err(format!(
+                    "security protocol {} needs KEFU_KAFKA_SASL_USERNAME and KEFU_KAFKA_SASL_PASSWORD",
+                    p.as_str()
+                ));
+            };
+            props.push(("sasl.mechanism", a.kafka_sasl_mechanism.clone()));
+            props.push(("sasl.username", user.clone()));
+            props.push(("sasl.password", pass.clone()));
+        }
+        if let Some(ca) = &a.kafka_ssl_ca_location {
+            if !matches!(p, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+                return Err(
+                    "KEFU_KAFKA_SSL_CA_LOCATION needs security protocol ssl or sasl_ssl".into(),
+                );
+            }
+            props.push(("ssl.ca.location", ca.display().to_string()));
+        }
+        Ok(Security(props))
+    }
+}
+
 /// Connection settings shared by producers, consumers and the admin client.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
     pub brokers: String,
     pub prefix: String,
     pub partitions: i32,
+    /// Replication factor of created topics.
+    pub replication: i32,
+    pub security: Security,
     pub session_timeout_ms: u32,
     pub max_attempts: u32,
     /// Whether failing events go to `<topic>.dlq`. Observers (metrics) turn this off and retry
@@ -103,6 +147,8 @@ impl From<&RuntimeArgs> for KafkaConfig {
             brokers: a.kafka_brokers.clone(),
             prefix: a.topic_prefix.clone(),
             partitions: a.topic_partitions,
+            replication: a.topic_replication,
+            security: Security::from_args(a).unwrap_or_else(|e| crate::config::config_error(e)),
             session_timeout_ms: a.kafka_session_timeout_ms,
             max_attempts: a.handler_max_attempts,
             dead_letter: true,
@@ -126,6 +172,9 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.brokers)
             .set("broker.address.family", "v4")
             .set("socket.keepalive.enable", "true");
+        for (k, v) in &self.security.0 {
+            c.set(*k, v);
+        }
         c
     }
 }
@@ -144,7 +193,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> anyhow::Result<()> {
         .collect();
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(1)))
+        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(cfg.replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let results = admin
@@ -570,6 +619,8 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             prefix: "t1.".into(),
             partitions: 1,
+            replication: 1,
+            security: Default::default(),
             session_timeout_ms: 6000,
             max_attempts: 3,
             dead_letter: true,

@@ -28,6 +28,8 @@ fn config() -> KafkaConfig {
         brokers: std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
         prefix: format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         partitions: 1,
+        replication: 1,
+        security: Default::default(),
         session_timeout_ms: 6000,
         max_attempts: 3,
         dead_letter: true,

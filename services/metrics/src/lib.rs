@@ -52,11 +52,16 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<Migrator>(&args.db, SERVICE, args.runtime.log_format).await
+    {
+        return done;
+    }
     let (grpc_addr, metrics_addr) = args.listen.resolve(50057, 9187);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     // Metrics only observes: its own failures are retried, never dead-lettered.
     svc.kafka.dead_letter = false;
-    let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
+    let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let counter: Family<TopicLabels, Counter> = Family::default();
     svc.metrics.register(
         "topic_events",

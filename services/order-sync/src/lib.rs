@@ -52,6 +52,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<Migrator>(&args.db, SERVICE, args.runtime.log_format).await
+    {
+        return done;
+    }
     let (grpc_addr, metrics_addr) = args.listen.resolve(50056, 9186);
     let secrets = match &args.connector_secrets_file {
         Some(path) => http::Secrets::load(path).unwrap_or_else(|e| {
@@ -60,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         None => http::Secrets::default(),
     };
     let svc = Service::start(SERVICE, &args.runtime).await?;
-    let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
+    let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let connectors = Arc::new(http::Connectors {
         db: db.clone(),
         secrets,

@@ -85,6 +85,12 @@ fn parse_unit(s: &str) -> Result<f32, String> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<entity::migration::Migrator>(&args.db, SERVICE, args.runtime.log_format)
+            .await
+    {
+        return done;
+    }
     let (grpc_addr, metrics_addr) = args.listen.resolve(50051, 9181);
     let orders = tonic::transport::Endpoint::from_shared(args.order_sync_url.clone())
         .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("order-sync-url: {e}")))
@@ -92,8 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         .timeout(std::time::Duration::from_secs(2))
         .connect_lazy();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
-    let db =
-        db::connect_and_migrate::<entity::migration::Migrator>(&args.db.url_or(SERVICE)).await?;
+    let db = db::open::<entity::migration::Migrator>(&args.db, SERVICE).await?;
     if let (Some(shop), Some(file)) = (&args.seed_shop, &args.seed_api_key_file) {
         let mut v = kefu_runtime::validate::Violations::new();
         v.ident("seed_shop", shop, 64);

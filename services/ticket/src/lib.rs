@@ -58,9 +58,14 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<Migrator>(&args.db, SERVICE, args.runtime.log_format).await
+    {
+        return done;
+    }
     let (grpc_addr, metrics_addr) = args.listen.resolve(50055, 9185);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
-    let db = db::connect_and_migrate::<Migrator>(&args.db.url_or(SERVICE)).await?;
+    let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let handler = Arc::new(Escalations {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
