@@ -1,7 +1,7 @@
 # Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
 SHELL := /usr/bin/env bash
 
-.PHONY: run test lint fmt build tools chart-tools chart-check k8s image clean help
+.PHONY: run test loadtest lint fmt build tools chart-tools chart-check k8s image clean help
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -11,6 +11,14 @@ run: ## Bring up the whole mesh locally (tansu + SQLite under .kefu/); Ctrl-C st
 
 test: ## Run every test: unit, integration and end-to-end against a real broker, PostgreSQL and SQLite
 	@scripts/test.sh
+
+SCENARIO ?= daily
+RATE ?=
+DURATION ?=
+loadtest: ## Goose load test against `make run` (SCENARIO=daily|peak-5x|peak-10x|soak RATE=msg/s DURATION=s)
+	@cargo build --release -p kefu-loadtest --locked
+	@target/release/kefu-loadtest --scenario $(SCENARIO) $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) \
+	  --report-json .kefu/loadtest-$(SCENARIO).json $(LOADTEST_ARGS)
 
 lint: ## rustfmt and clippy with -D warnings
 	cargo fmt --all -- --check

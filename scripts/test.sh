@@ -14,6 +14,14 @@ log "checking the Helm chart and k8s/ manifests"
 ensure_chart_tools
 "$KEFU_ROOT/.kefu/venv/bin/python" scripts/chart_check.py
 
+log "checking the k6 scripts (node --check)"
+if command -v node >/dev/null 2>&1; then
+  for f in loadtest/k6/*.js; do node --check "$f"; done
+else
+  echo "node is missing: the k6 scripts cannot be checked" >&2
+  exit 1
+fi
+
 log "building service binaries"
 cargo build --workspace --bins --locked
 log "running tests"

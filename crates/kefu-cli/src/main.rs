@@ -464,6 +464,7 @@ async fn main() {
             partitions,
             replication: 1,
             security: Default::default(),
+            concurrency: 1,
             session_timeout_ms: 10_000,
             max_attempts: 1,
             dead_letter: true,

@@ -98,6 +98,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "KEFU_KAFKA_SSL_CA_LOCATION")]
     pub kafka_ssl_ca_location: Option<std::path::PathBuf>,
 
+    /// Events a consumer handles at once (different conversations; one conversation's events
+    /// are always handled in order).
+    #[arg(long, env = "KEFU_CONSUMER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub consumer_concurrency: u16,
+
     /// Kafka consumer session timeout in milliseconds (how fast a crashed member is replaced).
     #[arg(long, env = "KEFU_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1_000..=300_000))]
     pub kafka_session_timeout_ms: u32,

@@ -133,6 +133,9 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replication factor of created topics.
     pub replication: i32,
+    /// Events handled at once per consumer (different conversations; one conversation's
+    /// events are always handled in order).
+    pub concurrency: usize,
     pub security: Security,
     pub session_timeout_ms: u32,
     pub max_attempts: u32,
@@ -148,6 +151,7 @@ impl From<&RuntimeArgs> for KafkaConfig {
             prefix: a.topic_prefix.clone(),
             partitions: a.topic_partitions,
             replication: a.topic_replication,
+            concurrency: a.consumer_concurrency as usize,
             security: Security::from_args(a).unwrap_or_else(|e| crate::config::config_error(e)),
             session_timeout_ms: a.kafka_session_timeout_ms,
             max_attempts: a.handler_max_attempts,
@@ -402,17 +406,76 @@ pub async fn run_consumer(
             (cfg.session_timeout_ms / 4).max(250).to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "5000")
+        // Also the rebalance timeout: how long the group waits for a member that died without
+        // leaving (SIGKILL) before reassigning its partitions. librdkafka's default (300 s)
+        // stalls a restarted consumer for minutes; 60 s still covers a handler's retries.
+        .set("max.poll.interval.ms", "60000")
         // tansu answers an empty fetch only when this expires, so it bounds per-hop latency.
         .set("fetch.wait.max.ms", "100")
         .create()?;
     let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
-    tracing::info!(%group, topics = ?topic_names, "consuming");
+    let lanes_n = cfg.concurrency.max(1);
+    tracing::info!(%group, topics = ?topic_names, lanes = lanes_n, "consuming");
+
+    // Events are handled by `lanes_n` lanes; the lane is chosen by (topic, partition, key), so
+    // one conversation's events stay in order while different conversations run concurrently.
+    // An offset is stored only when every earlier event of its partition is settled.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Settled>();
+    let handler_stop = shutdown.child_token();
+    let mut lanes = Vec::with_capacity(lanes_n);
+    let mut lane_tasks = tokio::task::JoinSet::new();
+    for _ in 0..lanes_n {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(LANE_QUEUE);
+        lanes.push(tx);
+        let (cfg, group, handler, producer, metrics, done_tx, stop) = (
+            cfg.clone(),
+            group.clone(),
+            handler.clone(),
+            producer.clone(),
+            metrics.clone(),
+            done_tx.clone(),
+            handler_stop.clone(),
+        );
+        lane_tasks.spawn(async move {
+            while let Some(delivery) = rx.recv().await {
+                if stop.is_cancelled() {
+                    break; // left unsettled: delivered again after restart
+                }
+                let span = tracing::info_span!(
+                    "consume",
+                    topic = %delivery.topic,
+                    partition = delivery.partition,
+                    offset = delivery.offset
+                );
+                telemetry::set_parent_from(&span, &delivery.trace_headers());
+                let settled = process(
+                    &cfg, &group, &delivery, &*handler, &producer, &metrics, &stop,
+                )
+                .instrument(span)
+                .await;
+                if !settled {
+                    break;
+                }
+                let _ = done_tx.send(Settled {
+                    topic: delivery.topic,
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                });
+            }
+        });
+    }
+    drop(done_tx);
+    let mut pending: HashMap<(String, i32), std::collections::BTreeMap<i64, bool>> = HashMap::new();
 
     loop {
         let msg = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            Some(s) = done_rx.recv() => {
+                settle(&consumer, &mut pending, s);
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let msg = match msg {
@@ -438,26 +501,51 @@ pub async fn run_consumer(
                 })
                 .unwrap_or_default(),
         };
-        let span = tracing::info_span!(
-            "consume",
-            topic = %delivery.topic,
-            partition = delivery.partition,
-            offset = delivery.offset
-        );
-        telemetry::set_parent_from(&span, &delivery.trace_headers());
-        let done = process(
-            &cfg, &group, &delivery, &*handler, &producer, &metrics, &shutdown,
-        )
-        .instrument(span)
-        .await;
-        if !done {
-            // Shutting down in the middle of retries: leave the offset unstored so the event is
-            // delivered again after restart.
-            break;
+        drop(msg);
+        pending
+            .entry((delivery.topic.clone(), delivery.partition))
+            .or_default()
+            .insert(delivery.offset, false);
+        let lane = &lanes[lane_of(&delivery, lanes_n)];
+        // A full lane applies back-pressure: settle what finished while waiting for room.
+        let mut item = Some(delivery);
+        while let Some(d) = item.take() {
+            match lane.try_send(d) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(d)) => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => break,
+                        Some(s) = done_rx.recv() => settle(&consumer, &mut pending, s),
+                        permit = lane.reserve() => {
+                            if let Ok(p) = permit {
+                                p.send(d);
+                                continue;
+                            }
+                        }
+                    }
+                    item = Some(d);
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
+            }
         }
-        if let Err(e) = consumer.store_offset_from_message(&msg) {
-            tracing::warn!(error = %e, "storing offset failed; the event may be redelivered");
+    }
+    // Drain: lanes finish the event in hand (retries are cut short by the shutdown token),
+    // queued events are left for redelivery, and the settled prefix of each partition is stored.
+    drop(lanes);
+    let drained = async { while lane_tasks.join_next().await.is_some() {} };
+    tokio::pin!(drained);
+    loop {
+        tokio::select! {
+            _ = &mut drained => break,
+            Some(s) = done_rx.recv() => settle(&consumer, &mut pending, s),
         }
+    }
+    while let Ok(s) = done_rx.try_recv() {
+        settle(&consumer, &mut pending, s);
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -466,6 +554,55 @@ pub async fn run_consumer(
     producer.flush(Duration::from_secs(5));
     tracing::info!(%group, "consumer stopped");
     Ok(())
+}
+
+/// Events a lane may hold before the consumer waits for room.
+const LANE_QUEUE: usize = 32;
+
+/// An event whose handling finished (handled, duplicate or dead-lettered).
+struct Settled {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// The lane of an event: by topic, partition and key (the conversation), so one key's events
+/// are handled one after another in offset order.
+fn lane_of(d: &Delivery, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.topic.hash(&mut h);
+    d.partition.hash(&mut h);
+    d.key.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+/// Marks an event settled and stores the offset after the longest settled prefix of its
+/// partition (at-least-once: nothing after an unsettled event is committed).
+fn settle(
+    consumer: &StreamConsumer,
+    pending: &mut HashMap<(String, i32), std::collections::BTreeMap<i64, bool>>,
+    s: Settled,
+) {
+    let Some(offsets) = pending.get_mut(&(s.topic.clone(), s.partition)) else {
+        return;
+    };
+    if let Some(done) = offsets.get_mut(&s.offset) {
+        *done = true;
+    }
+    let mut last = None;
+    while let Some((&offset, &done)) = offsets.first_key_value() {
+        if !done {
+            break;
+        }
+        offsets.pop_first();
+        last = Some(offset);
+    }
+    if let Some(offset) = last
+        && let Err(e) = consumer.store_offset(&s.topic, s.partition, offset)
+    {
+        tracing::debug!(error = %e, topic = %s.topic, partition = s.partition, "storing offset failed (partition revoked?); the event may be redelivered");
+    }
 }
 
 /// Handles one delivery with retries and dead-lettering. Returns false only when shutdown
@@ -621,6 +758,7 @@ mod tests {
             partitions: 1,
             replication: 1,
             security: Default::default(),
+            concurrency: 4,
             session_timeout_ms: 6000,
             max_attempts: 3,
             dead_letter: true,

@@ -30,6 +30,7 @@ fn config() -> KafkaConfig {
         partitions: 1,
         replication: 1,
         security: Default::default(),
+        concurrency: 4,
         session_timeout_ms: 6000,
         max_attempts: 3,
         dead_letter: true,
