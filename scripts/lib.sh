@@ -38,7 +38,7 @@ start_broker() {
   (cd "$dir" && exec nohup tansu broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "sqlite://tansu.db" >>"$dir/broker.log" 2>&1 </dev/null) &
+      --storage-engine "${KEFU_BROKER_STORAGE:-sqlite://tansu.db}" >>"$dir/broker.log" 2>&1 </dev/null) &
   echo $! >"$dir/broker.pid"
   set +m
   for _ in $(seq 1 100); do

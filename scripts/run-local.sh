@@ -12,9 +12,15 @@ export KEFU_LOG_FORMAT=${KEFU_LOG_FORMAT:-text}
 mkdir -p "$STATE/logs" "$STATE/data"
 
 ensure_tansu
-log "building Kefu"
-cargo build --workspace --bins
-BIN=target/debug
+# PROFILE=release (make run PROFILE=release) runs optimised binaries, for load tests.
+PROFILE=${PROFILE:-debug}
+log "building Kefu ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --workspace --bins
+else
+  cargo build --workspace --bins
+fi
+BIN=target/$PROFILE
 
 pids=()
 stop() {

@@ -465,6 +465,7 @@ async fn main() {
             replication: 1,
             security: Default::default(),
             concurrency: 1,
+            fetch_wait_ms: 100,
             session_timeout_ms: 10_000,
             max_attempts: 1,
             dead_letter: true,

@@ -103,6 +103,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "KEFU_CONSUMER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub consumer_concurrency: u16,
 
+    /// Longest a consumer's fetch waits at the broker for new events (ms). With tansu, every
+    /// fetch lasts this long, so it is both the per-hop latency and the idle polling cost.
+    #[arg(long, env = "KEFU_KAFKA_FETCH_WAIT_MS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(5..=5000))]
+    pub kafka_fetch_wait_ms: u32,
+
     /// Kafka consumer session timeout in milliseconds (how fast a crashed member is replaced).
     #[arg(long, env = "KEFU_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1_000..=300_000))]
     pub kafka_session_timeout_ms: u32,

@@ -136,6 +136,8 @@ pub struct KafkaConfig {
     /// Events handled at once per consumer (different conversations; one conversation's
     /// events are always handled in order).
     pub concurrency: usize,
+    /// `fetch.wait.max.ms` of consumers.
+    pub fetch_wait_ms: u32,
     pub security: Security,
     pub session_timeout_ms: u32,
     pub max_attempts: u32,
@@ -152,6 +154,7 @@ impl From<&RuntimeArgs> for KafkaConfig {
             partitions: a.topic_partitions,
             replication: a.topic_replication,
             concurrency: a.consumer_concurrency as usize,
+            fetch_wait_ms: a.kafka_fetch_wait_ms,
             security: Security::from_args(a).unwrap_or_else(|e| crate::config::config_error(e)),
             session_timeout_ms: a.kafka_session_timeout_ms,
             max_attempts: a.handler_max_attempts,
@@ -410,8 +413,9 @@ pub async fn run_consumer(
         // leaving (SIGKILL) before reassigning its partitions. librdkafka's default (300 s)
         // stalls a restarted consumer for minutes; 60 s still covers a handler's retries.
         .set("max.poll.interval.ms", "60000")
-        // tansu answers an empty fetch only when this expires, so it bounds per-hop latency.
-        .set("fetch.wait.max.ms", "100")
+        // tansu answers every fetch only when this expires (it sleeps out the wait even when
+        // data is there), so it is the per-hop latency and the broker's polling load.
+        .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
         .create()?;
     let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
@@ -759,6 +763,7 @@ mod tests {
             replication: 1,
             security: Default::default(),
             concurrency: 4,
+            fetch_wait_ms: 100,
             session_timeout_ms: 6000,
             max_attempts: 3,
             dead_letter: true,

@@ -31,6 +31,7 @@ fn config() -> KafkaConfig {
         replication: 1,
         security: Default::default(),
         concurrency: 4,
+        fetch_wait_ms: 100,
         session_timeout_ms: 6000,
         max_attempts: 3,
         dead_letter: true,

@@ -1,9 +1,11 @@
 //! `kefu-loadtest`: drives session-router's HTTP ingress with Goose at an open-loop arrival
 //! rate and measures every message end to end through the reply stream (gRPC `Subscribe`).
 //!
-//! Each Goose user POSTs `/v1/messages` without waiting (`wait_ms` 0), so a slow mesh cannot
-//! slow the senders down; Goose's `--throttle-requests` holds the rate. A subscriber per shop
-//! records when each reply arrives. After the run it waits `--drain` seconds for outstanding
+//! Arrivals follow a clock (message n is due at a fixed time: a linear ramp, then the rate),
+//! and each Goose user POSTs `/v1/messages` without waiting for the reply (`wait_ms` 0), so a
+//! slow mesh cannot slow the arrivals down (open loop). A message's latency counts from its
+//! send, never from a queue in the load generator. A subscriber per shop records when each
+//! reply arrives. After the run it waits `--drain` seconds for outstanding
 //! replies; anything accepted and still unanswered then is **lost**.
 #![forbid(unsafe_code)]
 
@@ -83,6 +85,27 @@ struct Shared {
     shops: Vec<(String, String)>,
     run: String,
     next: AtomicU64,
+    /// The arrival schedule: message n is due at [`Shared::due`].
+    start: Instant,
+    rate: f64,
+    ramp_up: f64,
+    until: Instant,
+}
+
+impl Shared {
+    /// When message `n` is due: a linear ramp from 0 to `rate` over `ramp_up` seconds, then
+    /// `rate` per second. Arrivals follow this clock whatever the latency (open loop).
+    fn due(&self, n: u64) -> Instant {
+        let n = n as f64;
+        let (r, t) = (self.rate, self.ramp_up);
+        let ramp_msgs = r * t / 2.0;
+        let secs = if t > 0.0 && n < ramp_msgs {
+            (2.0 * t * n / r).sqrt()
+        } else {
+            t / 2.0 + (n - ramp_msgs) / r
+        };
+        self.start + Duration::from_secs_f64(secs.max(0.0))
+    }
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -96,6 +119,13 @@ fn shared() -> &'static Shared {
 async fn send_message(user: &mut GooseUser) -> TransactionResult {
     let s = shared();
     let n = s.next.fetch_add(1, Ordering::Relaxed);
+    let due = s.due(n);
+    if due >= s.until {
+        // Past the end of the run: idle until Goose stops the users.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
+    }
+    tokio::time::sleep_until(due.into()).await;
     let (shop, key) = &s.shops[n as usize % s.shops.len()];
     let m = mix::message(&mut rand::rng());
     let body = serde_json::json!({
@@ -247,17 +277,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             stop_rx.clone(),
         )));
     }
+    // Enough senders that a slow accept never delays the next arrival: one per message a
+    // second, so each sender may take up to a second per send.
+    let users = args
+        .users
+        .unwrap_or_else(|| (rate.ceil() as usize).clamp(8, 2048));
+    let start = Instant::now() + Duration::from_secs(1);
     let _ = SHARED.set(Shared {
         ledger: ledger.clone(),
         shops,
         run,
         next: AtomicU64::new(0),
+        start,
+        rate,
+        ramp_up: ramp_up as f64,
+        until: start + Duration::from_secs(ramp_up + duration),
     });
-    // Enough senders that none waits on another at this rate (a send takes milliseconds).
-    let users = args
-        .users
-        .unwrap_or_else(|| ((rate / 10.0).ceil() as usize).clamp(4, 512));
-    let throttle = rate.round().max(1.0) as usize;
     eprintln!(
         "scenario {}: {rate} msg/s for {duration} s (ramp-up {ramp_up} s), {users} senders, drain {} s",
         sc.name, args.drain
@@ -268,11 +303,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "--users",
         &users.to_string(),
         "--increase-time",
-        &format!("{}s", ramp_up.max(1)),
+        "1s",
         "--run-time",
-        &format!("{}s", duration + ramp_up),
-        "--throttle-requests",
-        &throttle.to_string(),
+        &format!("{}s", duration + ramp_up + 2),
         "--no-telnet",
         "--no-print-metrics",
         "--no-error-summary",

@@ -61,6 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     // Metrics only observes: its own failures are retried, never dead-lettered.
     svc.kafka.dead_letter = false;
+    // It reads every topic and its dead letters; nobody waits on it, so it polls the broker
+    // 10× less often than the pipeline's consumers.
+    svc.kafka.fetch_wait_ms = Ord::max(svc.kafka.fetch_wait_ms, 1000);
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let counter: Family<TopicLabels, Counter> = Family::default();
     svc.metrics.register(
