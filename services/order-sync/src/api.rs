@@ -265,9 +265,7 @@ impl OrderSyncService for Api {
         let out = store::upsert_order(&self.c.db, &o.shop_id, &doc, "grpc")
             .await
             .map_err(ApiError::from)?;
-        if let Err(e) = store::publish_pending(&self.c.db, &self.c.producer, &self.c.kafka).await {
-            tracing::warn!(error = %e, "commerce outbox publish failed; the relay retries");
-        }
+        self.c.publish().await;
         let stored = store::load_order(&self.c.db, &o.shop_id, &o.order_id)
             .await
             .map_err(ApiError::from)?;
@@ -319,9 +317,7 @@ impl OrderSyncService for Api {
             v.add("line", "the import is empty");
             return Err(ApiError::from(v).into());
         }
-        if let Err(e) = store::publish_pending(&self.c.db, &self.c.producer, &self.c.kafka).await {
-            tracing::warn!(error = %e, "commerce outbox publish failed; the relay retries");
-        }
+        self.c.publish().await;
         Ok(Response::new(ImportOrdersResponse {
             records: import.records,
             changed: import.changed,

@@ -142,7 +142,8 @@ impl Connectors {
         Err(ApiError::Unauthenticated(reason))
     }
 
-    async fn publish(&self) {
+    /// Publishes the outbox now (after a change); on failure the relay publishes it later.
+    pub async fn publish(&self) {
         if let Err(e) = store::publish_pending(&self.db, &self.producer, &self.kafka).await {
             tracing::warn!(error = %e, "commerce outbox publish failed; the relay retries");
         }

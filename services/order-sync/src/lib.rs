@@ -82,9 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 _ = relay_shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if let Err(e) = store::publish_pending(&relay.db, &relay.producer, &relay.kafka).await {
-                tracing::warn!(error = %e, "commerce outbox relay failed; retrying");
-            }
+            relay.publish().await;
         }
     });
     let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;

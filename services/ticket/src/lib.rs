@@ -215,6 +215,23 @@ fn check_ticket(v: &mut Violations, shop_id: &str, ticket_id: &str) {
 }
 
 impl Api {
+    /// Hands back or closes (validated), then publishes the change.
+    async fn finish(
+        &self,
+        shop_id: &str,
+        ticket_id: &str,
+        agent_id: &str,
+        to: &'static str,
+    ) -> Result<Ticket, ApiError> {
+        let mut v = Violations::new();
+        check_ticket(&mut v, shop_id, ticket_id);
+        v.ident("agent_id", agent_id, 64);
+        v.into_result()?;
+        let t = workflow::finish(&self.db, shop_id, ticket_id, agent_id, to).await?;
+        self.publish().await;
+        Ok(to_proto(t))
+    }
+
     /// Sends what the change put in the outbox now; on failure the relay sends it later.
     async fn publish(&self) {
         let sent = tokio::time::timeout(
@@ -363,22 +380,12 @@ impl TicketService for Api {
         &self,
         req: Request<HandBackTicketRequest>,
     ) -> Result<Response<HandBackTicketResponse>, Status> {
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
-        v.ident("agent_id", &req.agent_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        let t = workflow::finish(
-            &self.db,
-            &req.shop_id,
-            &req.ticket_id,
-            &req.agent_id,
-            status::HANDED_BACK,
-        )
-        .await?;
-        self.publish().await;
+        let r = req.into_inner();
+        let ticket = self
+            .finish(&r.shop_id, &r.ticket_id, &r.agent_id, status::HANDED_BACK)
+            .await?;
         Ok(Response::new(HandBackTicketResponse {
-            ticket: Some(to_proto(t)),
+            ticket: Some(ticket),
         }))
     }
 
@@ -386,22 +393,12 @@ impl TicketService for Api {
         &self,
         req: Request<CloseTicketRequest>,
     ) -> Result<Response<CloseTicketResponse>, Status> {
-        let req = req.into_inner();
-        let mut v = Violations::new();
-        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
-        v.ident("agent_id", &req.agent_id, 64);
-        v.into_result().map_err(ApiError::from)?;
-        let t = workflow::finish(
-            &self.db,
-            &req.shop_id,
-            &req.ticket_id,
-            &req.agent_id,
-            status::CLOSED,
-        )
-        .await?;
-        self.publish().await;
+        let r = req.into_inner();
+        let ticket = self
+            .finish(&r.shop_id, &r.ticket_id, &r.agent_id, status::CLOSED)
+            .await?;
         Ok(Response::new(CloseTicketResponse {
-            ticket: Some(to_proto(t)),
+            ticket: Some(ticket),
         }))
     }
 }
