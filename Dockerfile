@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1.7
 # One image for every Kefu service: /usr/local/bin/kefu-<service> (+ the kefu CLI). One build
 # and one set of layers for the whole mesh, versions that always match, and the chart picks the
-# binary with `command:`. The services share nearly all their dependencies, so seven images
-# would cost seven times the build and registry space for a few MiB saved per pod.
+# binary with `command:`. The services share nearly all their dependencies (one workspace, one
+# build), so per-service images would mostly repeat the same build. Image sizes were not
+# measured here (no registry to pull the base images from).
 
 FROM rust:1.95-bookworm AS build
 # librdkafka (built from source by rdkafka-sys) needs cmake-less make, perl, and OpenSSL

@@ -458,20 +458,9 @@ async fn main() {
                     prefix,
                     partitions,
                 },
-        } => kafka::ensure_topics(&KafkaConfig {
-            brokers,
-            prefix,
-            partitions,
-            replication: 1,
-            security: Default::default(),
-            concurrency: 1,
-            fetch_wait_ms: 100,
-            session_timeout_ms: 10_000,
-            max_attempts: 1,
-            dead_letter: true,
-        })
-        .await
-        .map(|()| println!("topics ready")),
+        } => kafka::ensure_topics(&KafkaConfig::new(brokers, prefix, partitions))
+            .await
+            .map(|()| println!("topics ready")),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -164,6 +164,23 @@ impl From<&RuntimeArgs> for KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// Settings for tools and tests: plaintext, replication 1, the runtime's defaults for the
+    /// rest (the services build theirs from [`RuntimeArgs`]).
+    pub fn new(brokers: impl Into<String>, prefix: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            brokers: brokers.into(),
+            prefix: prefix.into(),
+            partitions,
+            replication: 1,
+            security: Security::default(),
+            concurrency: 16,
+            fetch_wait_ms: 100,
+            session_timeout_ms: 10_000,
+            max_attempts: 10,
+            dead_letter: true,
+        }
+    }
+
     /// Full topic name with the configured prefix.
     pub fn topic(&self, base: &str) -> String {
         format!("{}{}", self.prefix, base)
@@ -756,18 +773,7 @@ mod tests {
 
     #[test]
     fn names_use_prefix() {
-        let cfg = KafkaConfig {
-            brokers: "127.0.0.1:1".into(),
-            prefix: "t1.".into(),
-            partitions: 1,
-            replication: 1,
-            security: Default::default(),
-            concurrency: 4,
-            fetch_wait_ms: 100,
-            session_timeout_ms: 6000,
-            max_attempts: 3,
-            dead_letter: true,
-        };
+        let cfg = KafkaConfig::new("127.0.0.1:1", "t1.", 1);
         assert_eq!(
             cfg.topic(topics::INBOUND),
             "t1.kefu.conversation.inbound.v1"

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod customer_key;
 pub mod db;
 pub mod event;
 pub mod grpc;

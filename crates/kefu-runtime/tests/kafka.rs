@@ -25,16 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 fn config() -> KafkaConfig {
     KafkaConfig {
-        brokers: std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
-        prefix: format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        partitions: 1,
-        replication: 1,
-        security: Default::default(),
-        concurrency: 4,
-        fetch_wait_ms: 100,
         session_timeout_ms: 6000,
         max_attempts: 3,
-        dead_letter: true,
+        concurrency: 4,
+        ..KafkaConfig::new(
+            std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
+            format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            1,
+        )
     }
 }
 

@@ -175,7 +175,7 @@ pub fn message(rng: &mut impl Rng) -> Message {
     }
 }
 
-/// Category weights (for the docs and the k6 scripts' comments).
+/// Category weights, in percent (they sum to 100; loadtest/k6/lib.js repeats them).
 pub fn weights() -> Vec<(&'static str, u32)> {
     CATEGORIES.iter().map(|c| (c.name, c.weight)).collect()
 }

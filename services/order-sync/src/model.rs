@@ -190,20 +190,7 @@ fn scan_valid(v: &mut Violations, p: &str, s: &Scan) {
     }
 }
 
-/// Digits of a phone number.
-pub fn normalize_phone(p: &str) -> String {
-    p.chars().filter(char::is_ascii_digit).collect()
-}
-
-/// A trimmed, lower-cased e-mail address.
-pub fn normalize_email(e: &str) -> String {
-    e.trim().to_lowercase()
-}
-
-/// Hex SHA-256 of a normalised key: what session-router stores for verified keys.
-pub fn key_hash(normalized: &str) -> String {
-    hex::encode(Sha256::digest(normalized.as_bytes()))
-}
+pub use kefu_runtime::customer_key::{hash as key_hash, normalize_email, normalize_phone};
 
 impl OrderDoc {
     pub fn validate(&self, v: &mut Violations) {

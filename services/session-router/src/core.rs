@@ -59,20 +59,16 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    /// The verified keys, normalised: phone digits only, e-mail lower-cased.
+    /// The verified keys, normalised as order-sync normalises buyers' (phone digits only,
+    /// e-mail lower-cased).
     pub fn verified_keys(&self) -> Vec<(&'static str, String)> {
+        use kefu_runtime::customer_key::{normalize_email, normalize_phone};
         let mut keys = Vec::new();
         if !self.verified_phone.is_empty() {
-            keys.push((
-                "phone",
-                self.verified_phone
-                    .chars()
-                    .filter(char::is_ascii_digit)
-                    .collect(),
-            ));
+            keys.push(("phone", normalize_phone(&self.verified_phone)));
         }
         if !self.verified_email.is_empty() {
-            keys.push(("email", self.verified_email.trim().to_lowercase()));
+            keys.push(("email", normalize_email(&self.verified_email)));
         }
         keys
     }

@@ -801,7 +801,7 @@ pub async fn link_verified(
 ) -> Result<String, GraphError> {
     let mut customer = customer_for(db, shop_id, channel, channel_user_id).await?;
     for (kind, value) in keys {
-        let hash = crate::auth::hash_key(value);
+        let hash = kefu_runtime::customer_key::hash(value);
         let known =
             customer_key::Entity::find_by_id((shop_id.to_owned(), kind.to_string(), hash.clone()))
                 .one(db)

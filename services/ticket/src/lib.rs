@@ -151,7 +151,7 @@ impl Handler for Escalations {
         let escalated = match workflow::escalate(&self.db, &msg, meta, self.sla).await {
             Ok(e) => e,
             // A concurrent escalation of the same conversation won; the retry sees its ticket.
-            Err(e) if workflow::is_race(&e) => {
+            Err(e) if db::is_unique_violation(&e) => {
                 return Err(HandleError::Transient(anyhow::anyhow!(e)));
             }
             Err(e) => return Err(e.into()),

@@ -9,7 +9,7 @@ use kefu_proto::events::v1::{
     EventMeta, MessageEvent, ReplyEvent, ReplySource, TicketEvent, TicketEventKind,
 };
 use kefu_runtime::{
-    db, event,
+    event,
     grpc::ApiError,
     kafka::{KafkaConfig, Producer, topics},
 };
@@ -385,9 +385,4 @@ pub async fn relay(
             Err(e) => tracing::warn!(error = %e, "ticket outbox relay failed; retrying"),
         }
     }
-}
-
-/// True when `e` is a unique violation (a concurrent escalation won; retrying resolves it).
-pub fn is_race(e: &DbErr) -> bool {
-    db::is_unique_violation(e)
 }

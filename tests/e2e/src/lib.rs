@@ -377,6 +377,20 @@ impl Mesh {
         format!("http://127.0.0.1:{}", self.procs[service].grpc_port)
     }
 
+    /// `POST /v1/messages` to session-router with this mesh's key: (HTTP status, JSON body).
+    pub async fn post_message(&self, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/messages", self.http_url()))
+            .header("authorization", format!("Bearer {}", self.api_key))
+            .json(body)
+            .timeout(Duration::from_secs(40))
+            .send()
+            .await
+            .expect("POST /v1/messages");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON answer"))
+    }
+
     /// order-sync's connector endpoint base URL.
     pub fn orders_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.orders_http_port)

@@ -18,16 +18,9 @@ use tonic::Code;
 async fn post(mesh: &Mesh, id: &str, text: &str, wait_ms: u64) -> Value {
     let body = json!({"shop_id": SHOP, "channel": "wechat", "channel_user_id": "hand-1",
         "channel_message_id": id, "text": text, "wait_ms": wait_ms});
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/messages", mesh.http_url()))
-        .header("authorization", format!("Bearer {}", mesh.api_key))
-        .json(&body)
-        .timeout(Duration::from_secs(40))
-        .send()
-        .await
-        .expect("http");
-    assert!(resp.status().is_success(), "{}", resp.status());
-    resp.json().await.expect("json")
+    let (status, v) = mesh.post_message(&body).await;
+    assert!((200..300).contains(&status), "{status}");
+    v
 }
 
 async fn conversation(mesh: &Mesh, id: &str) -> Conversation {

@@ -72,16 +72,7 @@ async fn tracking(mesh: &Mesh, body: &Value) -> (u16, Value) {
 async fn ask(mesh: &Mesh, channel: &str, user: &str, phone: &str, id: &str, text: &str) -> Value {
     let body = json!({"shop_id": SHOP, "channel": channel, "channel_user_id": user,
         "channel_message_id": id, "text": text, "wait_ms": 30000, "verified_phone": phone});
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/messages", mesh.http_url()))
-        .header("authorization", format!("Bearer {}", mesh.api_key))
-        .json(&body)
-        .timeout(Duration::from_secs(40))
-        .send()
-        .await
-        .expect("ask");
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("json");
+    let (status, v) = mesh.post_message(&body).await;
     assert_eq!(status, 200, "{text}: {v}\n{}", mesh.log_tail("assistant"));
     v
 }
