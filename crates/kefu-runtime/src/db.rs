@@ -94,6 +94,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if is_sqlite {
         // One writer at a time is what SQLite allows anyway; a small pool avoids busy errors.
         opts.max_connections(4).min_connections(1);
+        // WAL with synchronous=NORMAL (per connection, so set on each): a commit is in the WAL
+        // before it returns, so it survives a crash or kill of the service; only a power loss
+        // can take back the last commits, which is the same guarantee the local broker (tansu
+        // on SQLite, also WAL + NORMAL) gives the events themselves. FULL would add an fsync
+        // to every commit for no gain end to end. Production runs PostgreSQL.
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        });
     } else {
         opts.max_connections(16);
     }

@@ -60,14 +60,19 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// A free port for a service to listen on. Chosen at random below the kernel's ephemeral range
-/// (32768+ here), so it cannot collide with the local ports of outgoing connections, and
-/// checked by binding it.
+/// (32768+ here), so it cannot collide with the local ports of outgoing connections, checked
+/// by binding it, and never handed out twice by this test process (a port freed by a killed
+/// service must not go to another one, which would then answer in its place). Another test
+/// process can still pick the same port: [`Mesh::wait_serving`] tells the two apart.
 pub fn free_port() -> u16 {
     use rand::Rng;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = rand::rng();
     loop {
         let port = rng.random_range(15_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
@@ -75,8 +80,12 @@ pub fn free_port() -> u16 {
 
 struct Proc {
     child: Child,
+    /// The service this process runs (`key` may name a second replica).
+    service: &'static str,
     grpc_port: u16,
     metrics_port: u16,
+    /// Length of the log file when this process was started: its own lines follow.
+    log_start: u64,
 }
 
 /// A running mesh.
@@ -178,6 +187,7 @@ impl Mesh {
             .append(true)
             .open(self.dir.join(format!("{key}.log")))
             .expect("log file");
+        let log_start = log.metadata().expect("log file").len();
         let mut cmd = Command::new(bin_dir().join(format!("kefu-{service}")));
         cmd.env("KEFU_KAFKA_BROKERS", brokers())
             .env("KEFU_TOPIC_PREFIX", &self.prefix)
@@ -238,8 +248,10 @@ impl Mesh {
             key,
             Proc {
                 child,
+                service,
                 grpc_port,
                 metrics_port,
+                log_start,
             },
         );
     }
@@ -280,18 +292,29 @@ impl Mesh {
         key
     }
 
-    /// Waits until `service` reports SERVING (true) or its process exits (false).
-    async fn wait_serving(&mut self, service: &str) -> bool {
-        let port = self.procs[service].grpc_port;
+    /// Waits until `key`'s process reports SERVING (true) or exits (false). The port alone
+    /// proves nothing: when another test's process holds it, that one answers. So this asks
+    /// for the named service's health and also requires the process's own log to say it
+    /// serves on that port (a service logs that only after binding every listener).
+    async fn wait_serving(&mut self, key: &str) -> bool {
+        let (service, port, log_start) = {
+            let p = &self.procs[key];
+            (p.service, p.grpc_port, p.log_start)
+        };
+        let listening = format!("grpc_addr=127.0.0.1:{port} ");
+        let log_path = self.dir.join(format!("{key}.log"));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
+            if let Ok(Some(_)) = self.procs.get_mut(key).expect("service").child.try_wait() {
+                return false;
+            }
             let ok = async {
                 let ch = Channel::from_shared(format!("http://127.0.0.1:{port}"))?
                     .connect()
                     .await?;
                 let r = HealthClient::new(ch)
                     .check(HealthCheckRequest {
-                        service: String::new(),
+                        service: service.to_owned(),
                     })
                     .await?;
                 Ok::<_, Box<dyn std::error::Error>>(
@@ -300,23 +323,11 @@ impl Mesh {
             }
             .await
             .unwrap_or(false);
-            if ok {
+            if ok && own_log_says(&log_path, log_start, &listening) {
                 return true;
             }
-            if let Ok(Some(_)) = self
-                .procs
-                .get_mut(service)
-                .expect("service")
-                .child
-                .try_wait()
-            {
-                return false;
-            }
             if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "{service} not SERVING within 60s\n{}",
-                    self.log_tail(service)
-                );
+                panic!("{key} not SERVING within 60s\n{}", self.log_tail(key));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -451,4 +462,30 @@ impl Drop for Mesh {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether `needle` appears in the log at `path` after byte `start` (colour codes ignored).
+fn own_log_says(path: &Path, start: u64, needle: &str) -> bool {
+    let Some(text) = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI escape: ESC '[' parameters, ending with a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.contains(needle)
 }
