@@ -2,7 +2,10 @@
 //! URL. Each service owns its tables and runs its own sea-orm migrations on start.
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 /// Connects and runs the service's migrations.
@@ -114,6 +117,19 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:
+/// a deferred transaction that has read and then writes fails at once with `SQLITE_BUSY`
+/// (or `BUSY_SNAPSHOT`) when another connection wrote meanwhile — the busy timeout cannot
+/// help it — which under load turned into handler retries with backoff and latency spikes.
+/// An immediate one waits for the lock instead. PostgreSQL ignores the mode.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 /// Creates `entity`'s table (if missing) from its sea-orm definition: the one step most
 /// services' first migration needs.
 pub async fn create_table<E: sea_orm::EntityTrait>(
@@ -191,5 +207,69 @@ mod tests {
         );
         assert_eq!(redact("postgres://kefu@db/kefu"), "postgres://kefu@db/kefu");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    /// Read-then-write transactions from many tasks on one SQLite file (the pattern of the
+    /// services' handlers). With deferred transactions some fail at once with SQLITE_BUSY /
+    /// BUSY_SNAPSHOT; `begin_write` must make every one wait for the lock and succeed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_read_then_write_transactions_all_commit_on_sqlite() {
+        use sea_orm::{Statement, Value};
+        let path =
+            std::env::temp_dir().join(format!("kefu-begin-write-{}.db", uuid::Uuid::new_v4()));
+        let db = connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("db");
+        db.execute_unprepared("create table counter (k integer primary key, n integer not null)")
+            .await
+            .expect("table");
+        db.execute_unprepared("insert into counter values (1, 0)")
+            .await
+            .expect("row");
+        let (tasks, rounds) = (16, 20);
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let db = db.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..rounds {
+                    let txn = begin_write(&db).await?;
+                    let row = txn
+                        .query_one_raw(Statement::from_string(
+                            txn.get_database_backend(),
+                            "select n from counter where k = 1",
+                        ))
+                        .await?
+                        .expect("row");
+                    let n: i64 = row.try_get("", "n")?;
+                    txn.execute_raw(Statement::from_sql_and_values(
+                        txn.get_database_backend(),
+                        "update counter set n = ? where k = 1",
+                        [Value::from(n + 1)],
+                    ))
+                    .await?;
+                    txn.commit().await?;
+                }
+                Ok::<_, DbErr>(())
+            }));
+        }
+        for h in handles {
+            h.await.expect("task").expect("every transaction commits");
+        }
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "select n from counter where k = 1",
+            ))
+            .await
+            .expect("select")
+            .expect("row");
+        assert_eq!(
+            row.try_get::<i64>("", "n").expect("n"),
+            (tasks * rounds) as i64
+        );
+        drop(db);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

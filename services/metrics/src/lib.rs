@@ -32,7 +32,7 @@ use kefu_runtime::{
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use tonic::{Request, Response, Status, service::Routes};
@@ -119,7 +119,7 @@ impl Handler for Counting {
             .map(|m| m.shop_id)
             .unwrap_or_default();
         let delivery_id = format!("{}/{}/{}", d.topic, d.partition, d.offset);
-        let txn = self.db.begin().await?;
+        let txn = kefu_runtime::db::begin_write(&self.db).await?;
         let inserted = seen_event::Entity::insert(seen_event::ActiveModel {
             delivery_id: Set(delivery_id),
             seen_at: Set(chrono::Utc::now()),

@@ -12,7 +12,7 @@ use kefu_runtime::{
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 
@@ -146,7 +146,7 @@ pub async fn upsert_order(
 ) -> Result<Outcome, DbErr> {
     let hash = doc.content_hash();
     let updated_at = doc.updated_at.unwrap_or_else(Utc::now);
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     let stored = order::Entity::find_by_id((shop_id.to_owned(), doc.order_id.clone()))
         .one(&txn)
         .await?;
@@ -301,7 +301,7 @@ pub async fn add_tracking(
     shop_id: &str,
     doc: &TrackingDoc,
 ) -> Result<Outcome, DbErr> {
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     ensure_shop(&txn, shop_id).await?;
     let scan = Scan {
         status: doc.status.clone(),

@@ -2,8 +2,7 @@
 use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::OnConflict,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
 };
 
 use crate::{
@@ -261,7 +260,7 @@ pub async fn decide_route(
     reason: &str,
     intent: &str,
 ) -> Result<message::Model, DbErr> {
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     let res = message::Entity::update_many()
         .col_expr(
             message::Column::Route,
@@ -340,7 +339,7 @@ pub async fn store_reply(
         Set(c) => c.clone(),
         _ => return Err(DbErr::Custom("shop_id required".into())),
     };
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         // Cursors come from a sequence, which PostgreSQL hands out in insert order, not commit
         // order. Serialising a shop's reply inserts makes its cursors commit in order, so a
@@ -591,7 +590,7 @@ pub async fn link(
             "customer {customer_id} not found"
         )));
     }
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     for ident in idents {
         let existing =
             identity::Entity::find_by_id((shop_id.to_owned(), ident.0.clone(), ident.1.clone()))
@@ -640,7 +639,7 @@ pub async fn unlink(
     ident: &(String, String),
     reason: &str,
 ) -> Result<(String, String), GraphError> {
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     let current =
         identity::Entity::find_by_id((shop_id.to_owned(), ident.0.clone(), ident.1.clone()))
             .one(&txn)

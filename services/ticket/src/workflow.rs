@@ -16,7 +16,7 @@ use kefu_runtime::{
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::Expr,
 };
 
@@ -105,7 +105,7 @@ pub async fn escalate(
     meta: &EventMeta,
     sla: chrono::Duration,
 ) -> Result<Escalated, DbErr> {
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     if let Some(t) = ticket::Entity::find()
         .filter(ticket::Column::MessageId.eq(meta.message_id.clone()))
         .one(&txn)
@@ -208,7 +208,7 @@ pub async fn reply(
     request_id: &str,
 ) -> Result<(ticket::Model, String), ApiError> {
     let reply_id = reply_id_for(ticket_id, request_id);
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     let t = locked(&txn, shop_id, ticket_id)
         .await?
         .ok_or_else(|| ticket_not_found(ticket_id))?;
@@ -257,7 +257,7 @@ pub async fn finish(
     agent_id: &str,
     to: &'static str,
 ) -> Result<ticket::Model, ApiError> {
-    let txn = db.begin().await?;
+    let txn = kefu_runtime::db::begin_write(db).await?;
     let t = locked(&txn, shop_id, ticket_id)
         .await?
         .ok_or_else(|| ticket_not_found(ticket_id))?;
