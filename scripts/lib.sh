@@ -29,8 +29,8 @@ start_broker() {
   dir=$(mkdir -p "$2" && cd "$2" && pwd)
   if port_open "$port"; then
     log "broker already listening on 127.0.0.1:$port"
-    [ -f "$dir/tansu.db" ] && index_broker_db "$dir/tansu.db"
-    return
+    if [ -f "$dir/tansu.db" ]; then index_broker_db "$dir/tansu.db"; fi
+    return 0
   fi
   log "starting tansu on 127.0.0.1:$port (storage $dir/tansu.db)"
   # Own process group (set -m): Ctrl-C in a terminal does not reach the broker directly, so

@@ -196,6 +196,8 @@ impl Mesh {
             .env("KEFU_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
             .env("KEFU_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("RUST_LOG", "info")
+            // Plain logs: readable in a failure message, and searchable by wait_serving.
+            .env("NO_COLOR", "1")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -464,28 +466,14 @@ impl Drop for Mesh {
     }
 }
 
-/// Whether `needle` appears in the log at `path` after byte `start` (colour codes ignored).
+/// Whether `needle` appears in the log at `path` after byte `start`.
 fn own_log_says(path: &Path, start: u64, needle: &str) -> bool {
-    let Some(text) = std::fs::read(path)
+    std::fs::read(path)
         .ok()
-        .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
-    else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&text);
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // An ANSI escape: ESC '[' parameters, ending with a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain.contains(needle)
+        .and_then(|bytes| {
+            bytes
+                .get(start as usize..)
+                .map(|b| String::from_utf8_lossy(b).contains(needle))
+        })
+        .unwrap_or(false)
 }
