@@ -244,7 +244,11 @@ pub mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateOrders), Box::new(CommerceModel)]
+            vec![
+                Box::new(CreateOrders),
+                Box::new(CommerceModel),
+                Box::new(EntityIndexes),
+            ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
             "order_sync_migrations".into_iden()
@@ -271,6 +275,29 @@ pub mod migration {
     /// The canonical model: shops, customers, orders with items, payments and returns,
     /// shipments with tracking events, rejections and the event outbox.
     struct CommerceModel;
+
+    struct EntityIndexes;
+
+    impl MigrationName for EntityIndexes {
+        fn name(&self) -> &str {
+            "m20261124_000003_entity_indexes"
+        }
+    }
+
+    /// The `#[sea_orm(indexed)]` columns' indexes, which earlier versions never created (see
+    /// `kefu_runtime::db::create_entity_indexes`).
+    #[async_trait::async_trait]
+    impl MigrationTrait for EntityIndexes {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::*;
+            use kefu_runtime::db::create_entity_indexes as indexes;
+            indexes(manager, customer::Entity).await?;
+            indexes(manager, order::Entity).await?;
+            indexes(manager, shipment::Entity).await?;
+            indexes(manager, commerce_event::Entity).await?;
+            Ok(())
+        }
+    }
 
     impl MigrationName for CommerceModel {
         fn name(&self) -> &str {

@@ -107,7 +107,9 @@ pub mod message {
         pub channel: String,
         pub channel_user_id: String,
         pub channel_message_id: String,
+        #[sea_orm(indexed)]
         pub conversation_id: String,
+        #[sea_orm(indexed)]
         pub customer_id: String,
         #[sea_orm(column_type = "Text")]
         pub text: String,
@@ -142,6 +144,7 @@ pub mod reply {
         pub shop_id: String,
         #[sea_orm(indexed)]
         pub message_id: String,
+        #[sea_orm(indexed)]
         pub conversation_id: String,
         pub customer_id: String,
         pub channel: String,
@@ -272,6 +275,7 @@ pub mod customer_key {
         pub kind: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub value_sha256: String,
+        #[sea_orm(indexed)]
         pub customer_id: String,
         pub created_at: DateTimeUtc,
     }
@@ -297,6 +301,7 @@ pub mod migration {
                 Box::new(ShopPolicies),
                 Box::new(CustomerKeys),
                 Box::new(ConversationState),
+                Box::new(EntityIndexes),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -317,6 +322,31 @@ pub mod migration {
     struct CustomerKeys;
 
     struct ConversationState;
+
+    struct EntityIndexes;
+
+    impl MigrationName for EntityIndexes {
+        fn name(&self) -> &str {
+            "m20261124_000008_entity_indexes"
+        }
+    }
+
+    /// The `#[sea_orm(indexed)]` columns' indexes, which earlier versions never created (see
+    /// `kefu_runtime::db::create_entity_indexes`).
+    #[async_trait::async_trait]
+    impl MigrationTrait for EntityIndexes {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::*;
+            use kefu_runtime::db::create_entity_indexes as indexes;
+            indexes(manager, identity::Entity).await?;
+            indexes(manager, conversation::Entity).await?;
+            indexes(manager, message::Entity).await?;
+            indexes(manager, reply::Entity).await?;
+            indexes(manager, identity_change::Entity).await?;
+            indexes(manager, webhook_delivery::Entity).await?;
+            indexes(manager, customer_key::Entity).await
+        }
+    }
 
     impl MigrationName for ConversationState {
         fn name(&self) -> &str {

@@ -8,7 +8,7 @@ use kefu_session_router::{
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    DatabaseConnection,
+    ConnectionTrait, DatabaseConnection,
 };
 
 async fn sqlite() -> DatabaseConnection {
@@ -292,6 +292,7 @@ async fn store_on_sqlite() {
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
+    lookups_have_indexes(&db).await;
 }
 
 #[tokio::test]
@@ -303,4 +304,37 @@ async fn store_on_postgres() {
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
+    lookups_have_indexes(&db).await;
+}
+
+/// The columns the message path looks rows up by are indexed (without, each lookup scans its
+/// table and every message costs more than the one before).
+async fn lookups_have_indexes(db: &DatabaseConnection) {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => "select name from sqlite_master where type = 'index'",
+        _ => "select indexname as name from pg_indexes where schemaname = current_schema()",
+    };
+    let names: Vec<String> = db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect();
+    for wanted in [
+        "idx-identities-customer_id",
+        "idx-conversations-customer_id",
+        "idx-messages-conversation_id",
+        "idx-messages-customer_id",
+        "idx-messages-published",
+        "idx-replies-conversation_id",
+        "idx-customer_keys-customer_id",
+        "idx-webhook_deliveries-next_attempt_at",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "index {wanted} missing: {names:?}"
+        );
+    }
 }
