@@ -160,12 +160,63 @@ pub async fn create_entity_indexes<E: sea_orm::EntityTrait>(
     entity: E,
 ) -> Result<(), DbErr> {
     let schema = sea_orm::Schema::new(manager.get_database_backend());
-    for mut index in schema.create_index_from_entity(entity) {
+    create_indexes(manager, schema.create_index_from_entity(entity)).await
+}
+
+async fn create_indexes(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+    indexes: Vec<sea_orm::sea_query::IndexCreateStatement>,
+) -> Result<(), DbErr> {
+    for mut index in indexes {
         manager
             .create_index(index.if_not_exists().to_owned())
             .await?;
     }
     Ok(())
+}
+
+/// A migration that creates (if missing) the `#[sea_orm(indexed)]` indexes of some entities:
+/// for databases whose tables an earlier version made without them.
+///
+/// ```ignore
+/// Box::new(EntityIndexes::new("m20261124_000003_entity_indexes").of::<ticket::Entity>())
+/// ```
+pub struct EntityIndexes {
+    name: &'static str,
+    entities: Vec<fn(&sea_orm::Schema) -> Vec<sea_orm::sea_query::IndexCreateStatement>>,
+}
+
+impl EntityIndexes {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            entities: Vec::new(),
+        }
+    }
+
+    /// Adds `E`'s indexes.
+    pub fn of<E: sea_orm::EntityTrait>(mut self) -> Self {
+        self.entities
+            .push(|schema| schema.create_index_from_entity(E::default()));
+        self
+    }
+}
+
+impl sea_orm_migration::MigrationName for EntityIndexes {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for EntityIndexes {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        let schema = sea_orm::Schema::new(manager.get_database_backend());
+        for indexes in &self.entities {
+            create_indexes(manager, indexes(&schema)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// True when `err` is a unique-constraint violation (an idempotent insert that lost the race).

@@ -247,7 +247,13 @@ pub mod migration {
             vec![
                 Box::new(CreateOrders),
                 Box::new(CommerceModel),
-                Box::new(EntityIndexes),
+                Box::new(
+                    kefu_runtime::db::EntityIndexes::new("m20261124_000003_entity_indexes")
+                        .of::<super::customer::Entity>()
+                        .of::<super::order::Entity>()
+                        .of::<super::shipment::Entity>()
+                        .of::<super::commerce_event::Entity>(),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -275,29 +281,6 @@ pub mod migration {
     /// The canonical model: shops, customers, orders with items, payments and returns,
     /// shipments with tracking events, rejections and the event outbox.
     struct CommerceModel;
-
-    struct EntityIndexes;
-
-    impl MigrationName for EntityIndexes {
-        fn name(&self) -> &str {
-            "m20261124_000003_entity_indexes"
-        }
-    }
-
-    /// The `#[sea_orm(indexed)]` columns' indexes, which earlier versions never created (see
-    /// `kefu_runtime::db::create_entity_indexes`).
-    #[async_trait::async_trait]
-    impl MigrationTrait for EntityIndexes {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use super::*;
-            use kefu_runtime::db::create_entity_indexes as indexes;
-            indexes(manager, customer::Entity).await?;
-            indexes(manager, order::Entity).await?;
-            indexes(manager, shipment::Entity).await?;
-            indexes(manager, commerce_event::Entity).await?;
-            Ok(())
-        }
-    }
 
     impl MigrationName for CommerceModel {
         fn name(&self) -> &str {

@@ -301,7 +301,16 @@ pub mod migration {
                 Box::new(ShopPolicies),
                 Box::new(CustomerKeys),
                 Box::new(ConversationState),
-                Box::new(EntityIndexes),
+                Box::new(
+                    kefu_runtime::db::EntityIndexes::new("m20261124_000008_entity_indexes")
+                        .of::<super::identity::Entity>()
+                        .of::<super::conversation::Entity>()
+                        .of::<super::message::Entity>()
+                        .of::<super::reply::Entity>()
+                        .of::<super::identity_change::Entity>()
+                        .of::<super::webhook_delivery::Entity>()
+                        .of::<super::customer_key::Entity>(),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -322,31 +331,6 @@ pub mod migration {
     struct CustomerKeys;
 
     struct ConversationState;
-
-    struct EntityIndexes;
-
-    impl MigrationName for EntityIndexes {
-        fn name(&self) -> &str {
-            "m20261124_000008_entity_indexes"
-        }
-    }
-
-    /// The `#[sea_orm(indexed)]` columns' indexes, which earlier versions never created (see
-    /// `kefu_runtime::db::create_entity_indexes`).
-    #[async_trait::async_trait]
-    impl MigrationTrait for EntityIndexes {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use super::*;
-            use kefu_runtime::db::create_entity_indexes as indexes;
-            indexes(manager, identity::Entity).await?;
-            indexes(manager, conversation::Entity).await?;
-            indexes(manager, message::Entity).await?;
-            indexes(manager, reply::Entity).await?;
-            indexes(manager, identity_change::Entity).await?;
-            indexes(manager, webhook_delivery::Entity).await?;
-            indexes(manager, customer_key::Entity).await
-        }
-    }
 
     impl MigrationName for ConversationState {
         fn name(&self) -> &str {

@@ -134,7 +134,12 @@ pub mod migration {
             vec![
                 Box::new(CreateTickets),
                 Box::new(AgentWorkflow),
-                Box::new(EntityIndexes),
+                Box::new(
+                    kefu_runtime::db::EntityIndexes::new("m20261124_000003_entity_indexes")
+                        .of::<super::ticket::Entity>()
+                        .of::<super::ticket_message::Entity>()
+                        .of::<super::ticket_event::Entity>(),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -159,28 +164,6 @@ pub mod migration {
 
     /// Agent replies, hand-back and close: the columns tickets gained, the thread, the outbox.
     struct AgentWorkflow;
-
-    struct EntityIndexes;
-
-    impl MigrationName for EntityIndexes {
-        fn name(&self) -> &str {
-            "m20261124_000003_entity_indexes"
-        }
-    }
-
-    /// The `#[sea_orm(indexed)]` columns' indexes, which earlier versions never created (see
-    /// `kefu_runtime::db::create_entity_indexes`).
-    #[async_trait::async_trait]
-    impl MigrationTrait for EntityIndexes {
-        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            use super::*;
-            use kefu_runtime::db::create_entity_indexes as indexes;
-            indexes(manager, ticket::Entity).await?;
-            indexes(manager, ticket_message::Entity).await?;
-            indexes(manager, ticket_event::Entity).await?;
-            Ok(())
-        }
-    }
 
     impl MigrationName for AgentWorkflow {
         fn name(&self) -> &str {
