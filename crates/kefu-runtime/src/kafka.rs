@@ -73,7 +73,6 @@ pub mod topics {
 
 /// Header names Kefu sets.
 pub mod headers {
-    pub const EVENT_TYPE: &str = "kefu-event-type";
     pub const DLQ_TOPIC: &str = "kefu-dlq-original-topic";
     pub const DLQ_PARTITION: &str = "kefu-dlq-original-partition";
     pub const DLQ_OFFSET: &str = "kefu-dlq-original-offset";
@@ -173,7 +172,7 @@ impl KafkaConfig {
             partitions,
             replication: 1,
             security: Security::default(),
-            concurrency: 16,
+            concurrency: 64,
             fetch_wait_ms: 100,
             session_timeout_ms: 10_000,
             max_attempts: 10,
@@ -292,21 +291,18 @@ impl Producer {
     }
 
     /// Encodes a protobuf event and sends it with the current trace context in its headers.
+    /// No other header: the topic names the event type, and every header is one more row the
+    /// broker writes and reads back per record (docs/performance.md).
     pub async fn send_event<M: prost::Message>(
         &self,
         topic: &str,
         key: &str,
         event: &M,
     ) -> Result<(), KafkaError> {
-        let mut hs: Vec<(String, Vec<u8>)> = telemetry::current_trace_headers()
+        let hs: Vec<(String, Vec<u8>)> = telemetry::current_trace_headers()
             .into_iter()
             .map(|(k, v)| (k, v.into_bytes()))
             .collect();
-        let type_name = std::any::type_name::<M>()
-            .rsplit("::")
-            .next()
-            .unwrap_or_default();
-        hs.push((headers::EVENT_TYPE.into(), type_name.as_bytes().to_vec()));
         self.send_raw(topic, Some(key), &event.encode_to_vec(), &hs)
             .await
     }

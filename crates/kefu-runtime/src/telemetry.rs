@@ -111,6 +111,9 @@ pub fn current_trace_headers() -> HashMap<String, String> {
     let cx = tracing::Span::current().context();
     let mut map = HashMap::new();
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MapInjector(&mut map)));
+    // The propagator always writes `tracestate`, empty when there is none; an absent header
+    // means the same (W3C Trace Context §3.3) and costs the broker nothing.
+    map.retain(|_, v| !v.is_empty());
     map
 }
 
