@@ -120,6 +120,33 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Connections a SQLite reader pool keeps (see [`reader`]).
+pub const SQLITE_READERS: u32 = 4;
+
+/// A pool for reads that need not see an open transaction of the caller's own. On a SQLite
+/// file it is a separate pool of [`SQLITE_READERS`] read-only connections: in WAL mode readers
+/// never wait for the writer, so hot-path lookups stop queueing behind writes for the one
+/// write connection of [`connect`] (each SQLite statement is a round trip to that connection's
+/// worker thread, so a busy service spent its time in that queue, not on the CPU). Anywhere
+/// else (PostgreSQL's pool already has many connections, `sqlite::memory:` is private to its
+/// connection) it is `db` itself. Open it after the migrations: a read-only connection cannot
+/// create the file. A read on it sees every transaction committed before the read began.
+pub async fn reader(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(db.clone());
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS)
+        .min_connections(1);
+    opts.map_sqlx_sqlite_opts(|o| o.read_only(true));
+    Database::connect(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting readers to {}: {e}", redact(url)))
+}
+
 /// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:
 /// a deferred transaction that has read and then writes fails at once with `SQLITE_BUSY`
 /// (or `BUSY_SNAPSHOT`) when another connection wrote meanwhile — the busy timeout cannot
@@ -348,6 +375,66 @@ mod tests {
             (tasks * rounds) as i64
         );
         drop((db, other));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// The reader pool of a SQLite file sees what the writer committed, reads while the writer
+    /// holds the write lock, and cannot write; for `sqlite::memory:` it is the writer itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_reader_pool_reads_committed_rows_beside_the_writer() {
+        use sea_orm::Statement;
+        let count = |db: DatabaseConnection| async move {
+            db.query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "select count(*) as n from t",
+            ))
+            .await
+            .expect("select")
+            .expect("row")
+            .try_get::<i64>("", "n")
+            .expect("n")
+        };
+        let path = std::env::temp_dir().join(format!("kefu-reader-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let db = connect(&url).await.expect("db");
+        db.execute_unprepared("create table t (k integer primary key)")
+            .await
+            .expect("table");
+        db.execute_unprepared("insert into t values (1)")
+            .await
+            .expect("row");
+        let read = reader(&url, &db).await.expect("reader");
+        assert_eq!(count(read.clone()).await, 1, "sees the committed row");
+        // The writer's only connection is inside a write transaction: a read through the
+        // same pool would wait for it; the reader pool answers at once.
+        let txn = begin_write(&db).await.expect("begin");
+        txn.execute_unprepared("insert into t values (2)")
+            .await
+            .expect("uncommitted row");
+        let seen = tokio::time::timeout(Duration::from_secs(5), count(read.clone()))
+            .await
+            .expect("the reader does not wait for the writer");
+        assert_eq!(seen, 1, "does not see the open transaction");
+        txn.commit().await.expect("commit");
+        assert_eq!(count(read.clone()).await, 2, "sees it once committed");
+        let err = read
+            .execute_unprepared("insert into t values (3)")
+            .await
+            .expect_err("read-only");
+        assert!(err.to_string().contains("readonly"), "{err}");
+
+        let mem = connect("sqlite::memory:").await.expect("memory");
+        mem.execute_unprepared("create table t (k integer primary key)")
+            .await
+            .expect("table");
+        let same = reader("sqlite::memory:", &mem).await.expect("reader");
+        same.execute_unprepared("insert into t values (1)")
+            .await
+            .expect("the writer itself");
+        assert_eq!(count(mem).await, 1);
+        drop((db, read));
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

@@ -477,7 +477,7 @@ impl SessionRouterService for Api {
             let mut changed = state.replies.subscribe();
             loop {
                 let batch = match store::replies_after(
-                    &state.db,
+                    &state.read,
                     &r.shop_id,
                     conversation.as_deref(),
                     channel.as_deref(),

@@ -26,10 +26,16 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// Shared state of the APIs and consumers.
 pub struct State {
+    /// Writes, and reads that must see the caller's own uncommitted work.
     pub db: DatabaseConnection,
+    /// Reads of committed rows ([`kefu_runtime::db::reader`]: separate SQLite connections
+    /// that never queue behind writes; the same pool as `db` on PostgreSQL).
+    pub read: DatabaseConnection,
     pub auth: Authenticator,
     pub producer: Producer,
     pub kafka: KafkaConfig,
+    /// Messages whose inbound event was acknowledged, for [`mark_published_loop`].
+    pub published: tokio::sync::mpsc::UnboundedSender<String>,
     /// The highest reply cursor stored by this process (wakes subscribers and waiters).
     pub replies: watch::Sender<i64>,
     pub shutdown: CancellationToken,
@@ -174,8 +180,48 @@ pub async fn publish(state: &State, m: &message::Model) -> Result<(), ApiError> 
             "message stored but the broker is unavailable; it will be processed when the broker is back".into(),
         ));
     }
-    store::mark_published(&state.db, &m.message_id).await?;
+    // Marked in batches: a message not yet marked when the process dies is published again
+    // by the relay, and consumers dedupe the repeat on its deterministic event id.
+    let _ = state.published.send(m.message_id.clone());
     Ok(())
+}
+
+/// Most messages one `UPDATE` marks published.
+const MARK_BATCH: usize = 500;
+
+/// Marks acknowledged messages published, in batches of what arrived meanwhile: one write for
+/// many messages instead of one each (the write connection is session-router's busiest queue
+/// under load). Flushes what is queued when the service stops.
+pub async fn mark_published_loop(
+    state: Shared,
+    mut acked: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> anyhow::Result<()> {
+    let mut batch = Vec::with_capacity(MARK_BATCH);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            n = acked.recv_many(&mut batch, MARK_BATCH) => n == 0,
+            _ = state.shutdown.cancelled() => true,
+        };
+        if stopping {
+            while batch.len() < MARK_BATCH * 8 {
+                match acked.try_recv() {
+                    Ok(id) => batch.push(id),
+                    Err(_) => break,
+                }
+            }
+        }
+        for ids in batch.chunks(MARK_BATCH) {
+            if let Err(e) = store::mark_published(&state.db, ids).await {
+                // Left unmarked: the relay publishes them again (harmless duplicates).
+                tracing::warn!(error = %e, messages = ids.len(), "marking messages published failed");
+            }
+        }
+        batch.clear();
+        if stopping {
+            return Ok(());
+        }
+    }
 }
 
 /// Validates, authenticates, stores (idempotently) and publishes a message.
@@ -229,7 +275,7 @@ pub async fn wait_for_reply(
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = state.replies.subscribe();
     loop {
-        if let Some(r) = store::reply_for_message(&state.db, message_id).await? {
+        if let Some(r) = store::reply_for_message(&state.read, message_id).await? {
             return Ok(Some(r));
         }
         if tokio::time::Instant::now() >= deadline {

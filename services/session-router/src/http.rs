@@ -151,7 +151,7 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     let reply = if wait_ms > 0 {
         core::wait_for_reply(state, &m.message_id, Duration::from_millis(wait_ms)).await?
     } else {
-        crate::store::reply_for_message(&state.db, &m.message_id).await?
+        crate::store::reply_for_message(&state.read, &m.message_id).await?
     };
     let status = if reply.is_some() {
         StatusCode::OK

@@ -99,6 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         .connect_lazy();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<entity::migration::Migrator>(&args.db, SERVICE).await?;
+    let read = db::reader(&args.db.url_or(SERVICE), &db).await?;
     if let (Some(shop), Some(file)) = (&args.seed_shop, &args.seed_api_key_file) {
         let mut v = kefu_runtime::validate::Violations::new();
         v.ident("seed_shop", shop, 64);
@@ -109,9 +110,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         tracing::info!(shop = %shop, key_file = %file.display(), "seeded shop");
     }
     let (replies, _) = tokio::sync::watch::channel(0i64);
+    let (published, acked) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(core::State {
         auth: auth::Authenticator::new(db.clone()),
         db,
+        read,
+        published,
         producer: svc.producer.clone(),
         kafka: svc.kafka.clone(),
         replies,
@@ -134,6 +138,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     );
     svc.lifecycle
         .spawn("outbox-relay", core::outbox_relay(state.clone()));
+    svc.lifecycle.spawn(
+        "outbox-marks",
+        core::mark_published_loop(state.clone(), acked),
+    );
     svc.lifecycle
         .spawn("webhooks", webhook::deliver_loop(state.clone()));
     let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;

@@ -38,7 +38,7 @@ impl Consumers {
         let meta = event::check_meta(msg.meta.as_ref())
             .map_err(HandleError::Undecodable)?
             .clone();
-        let db = &self.state.db;
+        let db = &self.state.read;
         let stored = store::message(db, &meta.message_id)
             .await?
             .ok_or_else(|| HandleError::Rejected(format!("unknown message {}", meta.message_id)))?;
@@ -71,7 +71,7 @@ impl Consumers {
                 .unwrap_or_else(|| self.policy.clone());
             let decision = policy.decide(msg.classification.as_ref(), conv.as_ref());
             store::decide_route(
-                db,
+                &self.state.db,
                 &meta.message_id,
                 decision.route.as_str(),
                 decision.reason,
@@ -209,7 +209,7 @@ impl Consumers {
         }
         // The stored message is the authority on tenant and conversation: a reply event that
         // names another shop is rejected rather than streamed to the wrong subscribers.
-        let m = store::message(&self.state.db, &meta.message_id)
+        let m = store::message(&self.state.read, &meta.message_id)
             .await?
             .ok_or_else(|| HandleError::Rejected(format!("unknown message {}", meta.message_id)))?;
         if m.shop_id != meta.shop_id {

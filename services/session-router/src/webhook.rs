@@ -110,7 +110,7 @@ pub async fn deliver_loop(state: Shared) -> anyhow::Result<()> {
             .filter(webhook_delivery::Column::NextAttemptAt.lte(Utc::now()))
             .order_by_asc(webhook_delivery::Column::NextAttemptAt)
             .limit(20)
-            .all(&state.db)
+            .all(&state.read)
             .await
         {
             Ok(d) => d,

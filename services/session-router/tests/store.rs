@@ -91,7 +91,7 @@ async fn messages_are_idempotent_and_identities_link(db: &DatabaseConnection) {
         .await
         .unwrap();
     assert_eq!(pending.len(), 4);
-    store::mark_published(db, &a.message.message_id)
+    store::mark_published(db, std::slice::from_ref(&a.message.message_id))
         .await
         .unwrap();
     let pending = store::unpublished(db, chrono::Duration::seconds(-5), 10)
