@@ -57,6 +57,21 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// Seconds after the start at which message `n` (0-based) is due: the rate rises linearly from
+/// 0 to `rate` msg/s over `ramp_up` seconds (message `n` of the ramp is due at
+/// √(2·ramp_up·n / rate)), then stays at `rate`. Continuous at the end of the ramp, so the
+/// schedule never asks for a burst.
+pub fn due_secs(n: u64, rate: f64, ramp_up: f64) -> f64 {
+    let n = n as f64;
+    let ramp_msgs = rate * ramp_up / 2.0;
+    let secs = if ramp_up > 0.0 && n < ramp_msgs {
+        (2.0 * ramp_up * n / rate).sqrt()
+    } else {
+        ramp_up.max(0.0) + (n - ramp_msgs.max(0.0)) / rate
+    };
+    secs.max(0.0)
+}
+
 pub fn scenario(name: &str) -> Option<Scenario> {
     SCENARIOS.iter().copied().find(|s| s.name == name)
 }
@@ -378,6 +393,38 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["lost"], 3);
         assert_eq!(json["errors"]["http_503"], 1);
+    }
+
+    /// No one-second window asks for more than the rate (+1 for rounding), and the run sends
+    /// what the ramp and the rate say. The first version resumed the rate at ramp_up / 2
+    /// after the ramp, so rate × ramp_up / 2 messages were due at once when the ramp ended.
+    #[test]
+    fn arrivals_ramp_up_then_hold_the_rate_without_a_burst() {
+        for (rate, ramp) in [(100.0, 5.0), (100.0, 20.0), (12.0, 0.0), (1000.0, 30.0)] {
+            let run = ramp + 60.0;
+            let times: Vec<f64> = (0u64..)
+                .map(|n| due_secs(n, rate, ramp))
+                .take_while(|&s| s < run)
+                .collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]), "non-decreasing");
+            let expected = rate * ramp / 2.0 + rate * 60.0;
+            assert!(
+                (times.len() as f64 - expected).abs() <= 1.0,
+                "rate {rate}, ramp {ramp}: {} messages, expected {expected}",
+                times.len()
+            );
+            let mut start = 0;
+            for (end, &s) in times.iter().enumerate() {
+                while times[start] <= s - 1.0 {
+                    start += 1;
+                }
+                let in_window = end - start + 1;
+                assert!(
+                    in_window as f64 <= rate + 1.0,
+                    "rate {rate}, ramp {ramp}: {in_window} messages due in the second before {s:.3} s"
+                );
+            }
+        }
     }
 
     #[test]

@@ -96,15 +96,7 @@ impl Shared {
     /// When message `n` is due: a linear ramp from 0 to `rate` over `ramp_up` seconds, then
     /// `rate` per second. Arrivals follow this clock whatever the latency (open loop).
     fn due(&self, n: u64) -> Instant {
-        let n = n as f64;
-        let (r, t) = (self.rate, self.ramp_up);
-        let ramp_msgs = r * t / 2.0;
-        let secs = if t > 0.0 && n < ramp_msgs {
-            (2.0 * t * n / r).sqrt()
-        } else {
-            t / 2.0 + (n - ramp_msgs) / r
-        };
-        self.start + Duration::from_secs_f64(secs.max(0.0))
+        self.start + Duration::from_secs_f64(kefu_loadtest::due_secs(n, self.rate, self.ramp_up))
     }
 }
 
