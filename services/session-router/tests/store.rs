@@ -338,3 +338,30 @@ async fn lookups_have_indexes(db: &DatabaseConnection) {
         );
     }
 }
+
+/// Eight first messages of one customer accepted at once join one conversation. On SQLite the
+/// accept transaction takes the write lock at its start, so the second sees the first's
+/// conversation (with autocommitted steps, several found none and each opened one).
+/// PostgreSQL's read-committed transactions do not serialise this; it is not claimed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_first_messages_share_a_conversation_on_sqlite() {
+    let db = sqlite().await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                store::accept(&db, "s1", "web", "burst", &format!("m{i}"), "hi")
+                    .await
+                    .expect("accept")
+                    .message
+                    .conversation_id
+            })
+        })
+        .collect();
+    let mut conversations = Vec::new();
+    for t in tasks {
+        conversations.push(t.await.expect("task"));
+    }
+    conversations.dedup();
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+}
