@@ -90,10 +90,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
             url.push_str("mode=rwc");
         }
     }
-    let mut opts = ConnectOptions::new(url.clone());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+    let mut opts = options(&url);
     if is_sqlite {
         // One connection. SQLite has one writer anyway, and with several connections a writer
         // that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps)
@@ -120,6 +117,16 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// What every pool of a service shares: no per-statement logging, 10 s to connect or to get a
+/// connection from the pool.
+fn options(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    opts
+}
+
 /// Connections a SQLite reader pool keeps (see [`reader`]).
 pub const SQLITE_READERS: u32 = 4;
 
@@ -135,12 +142,8 @@ pub async fn reader(url: &str, db: &DatabaseConnection) -> anyhow::Result<Databa
     if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
         return Ok(db.clone());
     }
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(SQLITE_READERS)
-        .min_connections(1);
+    let mut opts = options(url);
+    opts.max_connections(SQLITE_READERS).min_connections(1);
     opts.map_sqlx_sqlite_opts(|o| o.read_only(true));
     Database::connect(opts)
         .await
@@ -375,6 +378,11 @@ mod tests {
             (tasks * rounds) as i64
         );
         drop((db, other));
+        remove_sqlite_files(&path);
+    }
+
+    /// Removes a test's SQLite file with its WAL and shared-memory files.
+    fn remove_sqlite_files(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
@@ -435,8 +443,6 @@ mod tests {
             .expect("the writer itself");
         assert_eq!(count(mem).await, 1);
         drop((db, read));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_sqlite_files(&path);
     }
 }

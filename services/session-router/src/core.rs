@@ -204,11 +204,8 @@ pub async fn mark_published_loop(
             _ = state.shutdown.cancelled() => true,
         };
         if stopping {
-            while batch.len() < MARK_BATCH * 8 {
-                match acked.try_recv() {
-                    Ok(id) => batch.push(id),
-                    Err(_) => break,
-                }
+            while let Ok(id) = acked.try_recv() {
+                batch.push(id);
             }
         }
         for ids in batch.chunks(MARK_BATCH) {
