@@ -100,7 +100,7 @@ pub struct RuntimeArgs {
 
     /// Events a consumer handles at once (different conversations; one conversation's events
     /// are always handled in order).
-    #[arg(long, env = "KEFU_CONSUMER_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "KEFU_CONSUMER_CONCURRENCY", default_value_t = crate::kafka::DEFAULT_LANES, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub consumer_concurrency: u16,
 
     /// Longest a consumer's fetch waits at the broker for new events (ms). With tansu, every

@@ -318,11 +318,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_read_then_write_transactions_all_commit_on_sqlite() {
         use sea_orm::{Statement, Value};
-        let path =
-            std::env::temp_dir().join(format!("kefu-begin-write-{}.db", uuid::Uuid::new_v4()));
-        let db = connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("db");
+        let (path, url) = temp_sqlite("begin-write");
+        let db = connect(&url).await.expect("db");
         db.execute_unprepared("create table counter (k integer primary key, n integer not null)")
             .await
             .expect("table");
@@ -330,9 +327,7 @@ mod tests {
             .await
             .expect("row");
         let (tasks, rounds) = (16, 20);
-        let other = connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("second pool");
+        let other = connect(&url).await.expect("second pool");
         let mut handles = Vec::new();
         for t in 0..tasks {
             let db = if t % 2 == 0 {
@@ -381,6 +376,13 @@ mod tests {
         remove_sqlite_files(&path);
     }
 
+    /// A fresh SQLite file for a test: its path and URL.
+    fn temp_sqlite(name: &str) -> (std::path::PathBuf, String) {
+        let path = std::env::temp_dir().join(format!("kefu-{name}-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        (path, url)
+    }
+
     /// Removes a test's SQLite file with its WAL and shared-memory files.
     fn remove_sqlite_files(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm"] {
@@ -404,8 +406,7 @@ mod tests {
             .try_get::<i64>("", "n")
             .expect("n")
         };
-        let path = std::env::temp_dir().join(format!("kefu-reader-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}", path.display());
+        let (path, url) = temp_sqlite("reader");
         let db = connect(&url).await.expect("db");
         db.execute_unprepared("create table t (k integer primary key)")
             .await

@@ -172,7 +172,7 @@ impl KafkaConfig {
             partitions,
             replication: 1,
             security: Security::default(),
-            concurrency: 64,
+            concurrency: DEFAULT_LANES as usize,
             fetch_wait_ms: 100,
             session_timeout_ms: 10_000,
             max_attempts: 10,
@@ -572,6 +572,11 @@ pub async fn run_consumer(
     tracing::info!(%group, "consumer stopped");
     Ok(())
 }
+
+/// Lanes per consumer unless `KEFU_CONSUMER_CONCURRENCY` says otherwise. A stage handles about
+/// lanes ÷ (time per event) events/s; 16 could not drain a burst at 100 msg/s
+/// (docs/performance.md, bottleneck 10).
+pub const DEFAULT_LANES: u16 = 64;
 
 /// Events a lane may hold before the consumer waits for room.
 const LANE_QUEUE: usize = 32;
