@@ -60,6 +60,16 @@ if [ ! -f "$STATE/connector-secrets" ]; then
      "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
      "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/connector-secrets")
 fi
+# The deployment's service secret (services sign their calls to each other with it) and the
+# operator token (`kefu shops …`): random, made once, readable only by you.
+for f in service-secret operator-token; do
+  if [ ! -f "$STATE/$f" ]; then
+    prefix=$([ "$f" = operator-token ] && echo kefo_ || true)
+    (umask 077; printf '%s%s\n' "$prefix" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/$f")
+  fi
+done
+export KEFU_SERVICE_SECRET_FILE="$STATE/service-secret"
+
 start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db" \
                         KEFU_CONNECTOR_SECRETS_FILE="$STATE/connector-secrets"
 start translation
@@ -68,7 +78,8 @@ start assistant
 start ticket            KEFU_DATABASE_URL="sqlite://$STATE/data/ticket.db"
 start metrics           KEFU_DATABASE_URL="sqlite://$STATE/data/metrics.db"
 start session-router    KEFU_DATABASE_URL="sqlite://$STATE/data/session-router.db" \
-                        KEFU_SEED_SHOP=demo KEFU_SEED_API_KEY_FILE="$STATE/demo-api-key"
+                        KEFU_SEED_SHOP=demo KEFU_SEED_API_KEY_FILE="$STATE/demo-api-key" \
+                        KEFU_OPERATOR_TOKEN_FILE="$STATE/operator-token"
 
 log "waiting for every service to report SERVING"
 if ! "$BIN/kefu" health --wait-secs 120 \
@@ -80,7 +91,7 @@ fi
 KEY=$(cat "$STATE/demo-api-key")
 log "loading the demo shop's orders"
 [ -f "$STATE/demo-orders.jsonl" ] || scripts/demo-orders.sh >"$STATE/demo-orders.jsonl"
-"$BIN/kefu" orders import "$STATE/demo-orders.jsonl" --shop demo
+"$BIN/kefu" orders import "$STATE/demo-orders.jsonl" --shop demo --api-key-file "$STATE/demo-api-key"
 
 cat <<MSG
 
@@ -93,6 +104,7 @@ Kefu is running.
   gRPC:             session-router 127.0.0.1:50051, translation :50052, intent-classifier :50053,
                     assistant :50054, ticket :50055, order-sync :50056, metrics :50057
   Prometheus:       http://127.0.0.1:9181/metrics … :9187/metrics
+  operator token:   $STATE/operator-token   (kefu shops create|list|reset-key)
   broker (tansu):   127.0.0.1:$BROKER_PORT
   logs:             $STATE/logs/
 

@@ -12,6 +12,8 @@ const FILES: &[&str] = &[
     "kefu/ticket/v1/ticket.proto",
     "kefu/order/v1/order_sync.proto",
     "kefu/metrics/v1/metrics.proto",
+    "kefu/auth/v1/auth.proto",
+    "kefu/admin/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,6 +4,8 @@
 //! * `kefu send --text "…"` — send one message and print its reply.
 //! * `kefu health ADDR…` — wait until gRPC services report SERVING.
 //! * `kefu orders import FILE` — bulk-import orders (JSON lines or CSV) into order-sync.
+//! * `kefu shops create|list|reset-key` — the operator's shop administration.
+//! * `kefu agents issue|list|revoke` — a shop's tokens for its agents.
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
@@ -61,6 +63,23 @@ enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Shops (the operator): create, list, reset a lost key.
+    Shops {
+        #[command(flatten)]
+        operator: Operator,
+        #[command(subcommand)]
+        command: ShopsCommand,
+    },
+    /// Agent tokens (the shop): one credential per agent for the agents' tools.
+    Agents {
+        #[command(flatten)]
+        key: ShopKey,
+        /// session-router gRPC endpoint.
+        #[arg(long, env = "KEFU_URL", default_value = "http://127.0.0.1:50051")]
+        url: String,
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
@@ -81,6 +100,275 @@ enum TopicsCommand {
     },
 }
 
+/// The operator's credential and session-router's address.
+#[derive(Args, Clone)]
+struct Operator {
+    /// session-router gRPC endpoint (it serves kefu.admin.v1.AdminService).
+    #[arg(long, env = "KEFU_URL", default_value = "http://127.0.0.1:50051")]
+    url: String,
+    /// File with the operator token (`make run` writes .kefu/operator-token).
+    #[arg(
+        long,
+        env = "KEFU_OPERATOR_TOKEN_FILE",
+        default_value = ".kefu/operator-token"
+    )]
+    operator_token_file: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ShopsCommand {
+    /// Create a shop; prints its API key (shown only once).
+    Create {
+        /// 1-64 of A-Z a-z 0-9 . _ - : @
+        shop_id: String,
+        /// Also write the key to this file (mode 0600).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// List every shop.
+    List,
+    /// Give a shop a new API key (the old one stops working); prints it.
+    ResetKey {
+        shop_id: String,
+        /// Also write the key to this file (mode 0600).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Issue a token for an agent; prints it (shown only once).
+    Issue {
+        /// The agent's id (1-64 of A-Z a-z 0-9 . _ - : @).
+        agent_id: String,
+        /// Lifetime in hours (1-720).
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: i32,
+    },
+    /// List the shop's agent tokens (never the secrets).
+    List,
+    /// Revoke a token by its id (at_…).
+    Revoke { token_id: String },
+}
+
+/// A shop's API key: `--api-key`, or the file `--api-key-file`.
+#[derive(Args, Clone)]
+struct ShopKey {
+    /// Shop API key (overrides --api-key-file).
+    #[arg(long, env = "KEFU_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[arg(long, env = "KEFU_API_KEY_FILE", default_value = ".kefu/demo-api-key")]
+    api_key_file: PathBuf,
+}
+
+impl ShopKey {
+    fn key(&self) -> anyhow::Result<String> {
+        if let Some(k) = &self.api_key {
+            return Ok(k.clone());
+        }
+        read_secret(&self.api_key_file, "API key", "pass --api-key")
+    }
+}
+
+fn read_secret(path: &std::path::Path, what: &str, hint: &str) -> anyhow::Result<String> {
+    let k = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the {what} from {} (run `make run` first, or {hint})",
+            path.display()
+        )
+    })?;
+    Ok(k.trim().to_owned())
+}
+
+/// `msg` with `authorization: Bearer <credential>`.
+fn with_credential<T>(credential: &str, msg: T) -> anyhow::Result<Request<T>> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {credential}"))?,
+    );
+    Ok(r)
+}
+
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", s.code(), s.message())
+}
+
+fn write_key_file(path: &Option<PathBuf>, key: &str) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{key}")?;
+    Ok(())
+}
+
+fn time(t: Option<kefu_proto::Timestamp>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+}
+
+async fn shops(op: Operator, command: ShopsCommand) -> anyhow::Result<()> {
+    use kefu_proto::admin::v1::{
+        CreateShopRequest, ListShopsRequest, ResetShopKeyRequest,
+        admin_service_client::AdminServiceClient,
+    };
+    let token = read_secret(
+        &op.operator_token_file,
+        "operator token",
+        "pass --operator-token-file",
+    )?;
+    let mut client = AdminServiceClient::new(connect(&op.url).await?);
+    match command {
+        ShopsCommand::Create { shop_id, key_file } => {
+            let r = client
+                .create_shop(with_credential(&token, CreateShopRequest { shop_id })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            write_key_file(&key_file, &r.api_key)?;
+            let shop = r.shop.unwrap_or_default();
+            println!("created shop {}", shop.shop_id);
+            println!("api key: {}", r.api_key);
+        }
+        ShopsCommand::List => {
+            let mut page_token = String::new();
+            loop {
+                let r = client
+                    .list_shops(with_credential(
+                        &token,
+                        ListShopsRequest {
+                            page_size: 100,
+                            page_token,
+                        },
+                    )?)
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                for s in r.shops {
+                    println!("{}\t{}", s.shop_id, time(s.created_at));
+                }
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+        }
+        ShopsCommand::ResetKey { shop_id, key_file } => {
+            let r = client
+                .reset_shop_key(with_credential(
+                    &token,
+                    ResetShopKeyRequest {
+                        shop_id: shop_id.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            write_key_file(&key_file, &r.api_key)?;
+            println!("new api key of {shop_id}: {}", r.api_key);
+        }
+    }
+    Ok(())
+}
+
+async fn agents(key: ShopKey, url: String, command: AgentsCommand) -> anyhow::Result<()> {
+    use kefu_proto::auth::v1::{
+        IssueAgentTokenRequest, ListAgentTokensRequest, RevokeAgentTokenRequest,
+        agent_token_service_client::AgentTokenServiceClient,
+    };
+    let key = key.key()?;
+    let mut client = AgentTokenServiceClient::new(connect(&url).await?);
+    match command {
+        AgentsCommand::Issue {
+            agent_id,
+            ttl_hours,
+        } => {
+            let r = client
+                .issue_agent_token(with_credential(
+                    &key,
+                    IssueAgentTokenRequest {
+                        agent_id,
+                        ttl_hours,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let info = r.info.unwrap_or_default();
+            println!(
+                "token {} for {} (expires {})",
+                info.token_id,
+                info.agent_id,
+                time(info.expires_at)
+            );
+            println!("{}", r.token);
+        }
+        AgentsCommand::List => {
+            let mut page_token = String::new();
+            loop {
+                let r = client
+                    .list_agent_tokens(with_credential(
+                        &key,
+                        ListAgentTokensRequest {
+                            page_size: 100,
+                            page_token,
+                        },
+                    )?)
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                for t in r.tokens {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}\t{}\t{state}\texpires {}",
+                        t.token_id,
+                        t.agent_id,
+                        time(t.expires_at)
+                    );
+                }
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+        }
+        AgentsCommand::Revoke { token_id } => {
+            client
+                .revoke_agent_token(with_credential(
+                    &key,
+                    RevokeAgentTokenRequest {
+                        token_id: token_id.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_error)?;
+            println!("revoked {token_id}");
+        }
+    }
+    Ok(())
+}
+
 #[derive(Subcommand)]
 enum OrdersCommand {
     /// Import orders and tracking scans from a JSON lines (`kefu.order.v1` /
@@ -93,8 +381,11 @@ enum OrdersCommand {
         /// .csv → csv).
         #[arg(long)]
         format: Option<String>,
-        #[arg(long, env = "KEFU_SHOP", default_value = "demo")]
+        /// The shop (optional: the API key names it; when given it must match).
+        #[arg(long, env = "KEFU_SHOP", default_value = "")]
         shop: String,
+        #[command(flatten)]
+        key: ShopKey,
         /// order-sync gRPC endpoint.
         #[arg(
             long,
@@ -110,8 +401,10 @@ async fn import_orders(
     file: PathBuf,
     format: Option<String>,
     shop: String,
+    key: ShopKey,
     url: String,
 ) -> anyhow::Result<()> {
+    let key = key.key()?;
     use kefu_proto::order::v1::{
         ImportOrdersRequest, order_sync_service_client::OrderSyncServiceClient,
     };
@@ -163,14 +456,13 @@ async fn import_orders(
         }
         anyhow::Ok(())
     });
-    let ch = Channel::from_shared(url.clone())?
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    let mut client = OrderSyncServiceClient::new(ch).max_encoding_message_size(128 * 1024);
+    let mut client =
+        OrderSyncServiceClient::new(connect(&url).await?).max_encoding_message_size(128 * 1024);
     let result = client
-        .import_orders(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .import_orders(with_credential(
+            &key,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )?)
         .await
         .map_err(|s| anyhow::anyhow!("import refused: {}", s.message()))?
         .into_inner();
@@ -193,13 +485,11 @@ struct Customer {
     /// session-router gRPC endpoint.
     #[arg(long, env = "KEFU_URL", default_value = "http://127.0.0.1:50051")]
     url: String,
-    #[arg(long, env = "KEFU_SHOP", default_value = "demo")]
+    /// The shop (optional: the API key names it; when given it must match).
+    #[arg(long, env = "KEFU_SHOP", default_value = "")]
     shop: String,
-    /// Shop API key (overrides --api-key-file).
-    #[arg(long, env = "KEFU_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    #[arg(long, env = "KEFU_API_KEY_FILE", default_value = ".kefu/demo-api-key")]
-    api_key_file: PathBuf,
+    #[command(flatten)]
+    key: ShopKey,
     #[arg(long, default_value = "web")]
     channel: String,
     /// Your id on the channel.
@@ -209,34 +499,15 @@ struct Customer {
 
 impl Customer {
     fn key(&self) -> anyhow::Result<String> {
-        if let Some(k) = &self.api_key {
-            return Ok(k.clone());
-        }
-        let k = std::fs::read_to_string(&self.api_key_file).with_context(|| {
-            format!(
-                "reading API key from {} (run `make run` first, or pass --api-key)",
-                self.api_key_file.display()
-            )
-        })?;
-        Ok(k.trim().to_owned())
+        self.key.key()
     }
 
     async fn client(&self) -> anyhow::Result<SessionRouterServiceClient<Channel>> {
-        let ch = Channel::from_shared(self.url.clone())?
-            .connect_timeout(Duration::from_secs(3))
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", self.url))?;
-        Ok(SessionRouterServiceClient::new(ch))
+        Ok(SessionRouterServiceClient::new(connect(&self.url).await?))
     }
 
     fn request<T>(&self, key: &str, msg: T) -> anyhow::Result<Request<T>> {
-        let mut r = Request::new(msg);
-        r.metadata_mut().insert(
-            "authorization",
-            MetadataValue::try_from(format!("Bearer {key}"))?,
-        );
-        Ok(r)
+        with_credential(key, msg)
     }
 
     async fn send(
@@ -259,7 +530,7 @@ impl Customer {
                 },
             )?)
             .await
-            .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+            .map_err(status_error)?
             .into_inner();
         Ok((resp.message_id, resp.conversation_id))
     }
@@ -300,7 +571,13 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     println!(
         "Chatting with shop '{}' as {}:{} — type a message, Ctrl-D to quit.",
-        c.shop, c.channel, c.user
+        if c.shop.is_empty() {
+            "of the API key"
+        } else {
+            &c.shop
+        },
+        c.channel,
+        c.user
     );
     loop {
         tokio::select! {
@@ -448,9 +725,12 @@ async fn main() {
                     file,
                     format,
                     shop,
+                    key,
                     url,
                 },
-        } => import_orders(file, format, shop, url).await,
+        } => import_orders(file, format, shop, key, url).await,
+        Command::Shops { operator, command } => shops(operator, command).await,
+        Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:
                 TopicsCommand::Create {

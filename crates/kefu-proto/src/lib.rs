@@ -47,4 +47,15 @@ pub mod metrics {
     }
 }
 
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("kefu.auth.v1");
+    }
+}
+pub mod admin {
+    pub mod v1 {
+        tonic::include_proto!("kefu.admin.v1");
+    }
+}
+
 pub use prost_types::Timestamp;

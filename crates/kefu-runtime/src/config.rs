@@ -121,6 +121,18 @@ pub struct RuntimeArgs {
     #[arg(long, env = "KEFU_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub shutdown_grace_secs: u64,
 
+    /// File with the deployment's service secret: one secret (at least 32 bytes) per line; the
+    /// first signs this service's calls, every line verifies calls to it (add the new secret
+    /// as a second line, roll out, move it first, roll out, remove the old one). Every service
+    /// of a mesh reads the same file. Required.
+    #[arg(long, env = "KEFU_SERVICE_SECRET_FILE")]
+    pub service_secret_file: Option<std::path::PathBuf>,
+
+    /// session-router's gRPC endpoint: it tells the other services who holds a shop API key,
+    /// an agent token or the operator token.
+    #[arg(long, env = "KEFU_AUTH_URL", default_value = "http://127.0.0.1:50051")]
+    pub auth_url: String,
+
     /// Log format.
     #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

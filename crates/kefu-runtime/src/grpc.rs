@@ -24,6 +24,8 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The request is valid but the resource's state does not allow it (a closed ticket).
     #[error("{0}")]
     FailedPrecondition(String),
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::NotFound(_) => Code::NotFound,
+            ApiError::AlreadyExists(_) => Code::AlreadyExists,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
@@ -86,6 +89,7 @@ impl IntoResponse for ApiError {
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
+            Code::AlreadyExists => StatusCode::CONFLICT,
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +106,7 @@ impl IntoResponse for ApiError {
             Code::Unauthenticated => "unauthenticated",
             Code::PermissionDenied => "permission_denied",
             Code::NotFound => "not_found",
+            Code::AlreadyExists => "already_exists",
             Code::FailedPrecondition => "failed_precondition",
             Code::Unavailable => "unavailable",
             _ => "internal",

@@ -1,5 +1,7 @@
 //! Shared plumbing for every Kefu service.
 //!
+//! * [`auth`]: the one credential model: shop API keys, agent tokens, the operator token and
+//!   service credentials, checked before any handler runs.
 //! * [`config`]: command-line / environment configuration, failing fast with exit code 64.
 //! * [`telemetry`]: `tracing` + OpenTelemetry (OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT`
 //!   is set), W3C trace context propagation.
@@ -13,6 +15,7 @@
 //! * [`lifecycle`]: graceful shutdown on SIGTERM/SIGINT within a grace period.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod customer_key;
 pub mod db;

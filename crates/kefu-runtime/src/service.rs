@@ -6,7 +6,8 @@ use tonic::service::Routes;
 
 use crate::{
     Lifecycle,
-    config::RuntimeArgs,
+    auth::{Gate, RemoteVerifier, ServiceKeys},
+    config::{RuntimeArgs, config_error},
     grpc,
     kafka::{self, Handler, KafkaConfig, Producer},
     metrics::Metrics,
@@ -20,12 +21,17 @@ pub struct Service {
     pub kafka: KafkaConfig,
     pub producer: Producer,
     pub lifecycle: Lifecycle,
+    /// This service's share of the deployment's service secret.
+    pub keys: Arc<ServiceKeys>,
+    auth_url: String,
     telemetry: TelemetryGuard,
 }
 
 impl Service {
     /// Initialises telemetry and metrics, creates missing topics and connects the producer.
+    /// Exits with code 64 when the service secret is missing or unusable.
     pub async fn start(name: &'static str, rt: &RuntimeArgs) -> anyhow::Result<Self> {
+        let keys = Arc::new(load_keys(name, rt));
         let telemetry = telemetry::init(name, rt.log_format);
         let metrics = Metrics::new(name);
         let kafka = KafkaConfig::from(rt);
@@ -37,8 +43,17 @@ impl Service {
             kafka,
             producer,
             lifecycle: Lifecycle::new(rt.shutdown_grace()),
+            keys,
+            auth_url: rt.auth_url.clone(),
             telemetry,
         })
+    }
+
+    /// The gate of a service whose callers' credentials session-router verifies.
+    pub fn remote_gate(&self) -> Arc<Gate> {
+        let verifier = RemoteVerifier::new(&self.auth_url, self.keys.clone())
+            .unwrap_or_else(|e| config_error(format!("auth-url: {e}")));
+        Arc::new(Gate::new(self.keys.clone(), Arc::new(verifier)))
     }
 
     /// Consumes `topics` (base names) in this service's consumer group.
@@ -102,6 +117,17 @@ impl Service {
         self.telemetry.shutdown();
         code
     }
+}
+
+/// The service secret named by `--service-secret-file`, or exit 64.
+pub fn load_keys(name: &str, rt: &RuntimeArgs) -> ServiceKeys {
+    let Some(path) = &rt.service_secret_file else {
+        config_error(
+            "KEFU_SERVICE_SECRET_FILE (--service-secret-file) is required: the file with the \
+             deployment's service secret (docs/security.md)",
+        )
+    };
+    ServiceKeys::load(name, path).unwrap_or_else(|e| config_error(format!("service secret: {e}")))
 }
 
 /// Runs `main_fn` and turns a startup error into exit code 1 (after logging it).

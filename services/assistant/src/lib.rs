@@ -67,11 +67,14 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
         orders,
+        keys: svc.keys.clone(),
     });
     svc.consume(&[topics::ASSIST_REQUESTS], handler);
-    let routes = Routes::new(
+    let routes = Routes::new(kefu_runtime::auth::Guard::new(
         AssistantServiceServer::new(Api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+        svc.remote_gate(),
+        kefu_runtime::auth::shops_and_services,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
 
@@ -79,6 +82,7 @@ struct Pipeline {
     kafka: KafkaConfig,
     producer: Producer,
     orders: OrderSyncServiceClient<Channel>,
+    keys: std::sync::Arc<kefu_runtime::auth::ServiceKeys>,
 }
 
 impl Pipeline {
@@ -115,6 +119,7 @@ impl Pipeline {
                 order_id: order_id.clone(),
                 customer_keys: keys,
             };
+            let req = self.keys.request(req, "order-sync", shop_id);
             return match client.get_order(req).await {
                 Ok(r) => r
                     .into_inner()
@@ -137,6 +142,7 @@ impl Pipeline {
             customer_keys: keys,
             page_size: 10,
         };
+        let req = self.keys.request(req, "order-sync", shop_id);
         let list = match client.list_customer_orders(req).await {
             Ok(r) => r.into_inner().orders,
             Err(s) => {
@@ -213,9 +219,10 @@ impl AssistantService for Api {
         &self,
         req: Request<AnswerRequest>,
     ) -> Result<Response<AnswerResponse>, Status> {
+        let caller = kefu_runtime::auth::Caller::of(&req)?;
         let req = req.into_inner();
+        caller.shop(&req.shop_id)?;
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         v.text("text", &req.text, 4000, 16 * 1024);
         if req.intent.len() > 64 {
             v.add("intent", "must be at most 64 characters");

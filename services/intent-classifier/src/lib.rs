@@ -118,10 +118,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         models: models.clone(),
     });
     svc.consume(&[topics::NORMALIZED], handler);
-    let routes = Routes::new(
+    let routes = Routes::new(kefu_runtime::auth::Guard::new(
         IntentClassifierServiceServer::new(Api { models })
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE * 8),
-    );
+        svc.remote_gate(),
+        kefu_runtime::auth::shops_and_services,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
 
@@ -225,9 +227,10 @@ impl IntentClassifierService for Api {
         &self,
         req: Request<ClassifyRequest>,
     ) -> Result<Response<ClassifyResponse>, Status> {
+        let caller = kefu_runtime::auth::Caller::of(&req)?;
         let req = req.into_inner();
+        caller.shop(&req.shop_id)?;
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         v.text("text", &req.text, 4000, 16 * 1024);
         if req.language.len() > 8 {
             v.add("language", "must be an ISO 639-1 code");
@@ -243,9 +246,10 @@ impl IntentClassifierService for Api {
         &self,
         req: Request<ClassifyBatchRequest>,
     ) -> Result<Response<ClassifyBatchResponse>, Status> {
+        let caller = kefu_runtime::auth::Caller::of(&req)?;
         let req = req.into_inner();
+        caller.shop(&req.shop_id)?;
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         if req.items.is_empty() || req.items.len() > MAX_BATCH {
             v.add("items", format!("must hold 1 to {MAX_BATCH} items"));
         }

@@ -3,7 +3,8 @@
 //! * consumes every `kefu.*` topic and its `.dlq` twin; each delivery is counted once
 //!   (deduplicated on topic/partition/offset in the same transaction as the count);
 //! * Prometheus `kefu_topic_events_total{topic}` on the metrics port;
-//! * gRPC `kefu.metrics.v1.MetricsService/GetTopicCounts`.
+//! * gRPC `kefu.metrics.v1.MetricsService/GetTopicCounts`: a shop's key sees its own counts,
+//!   the operator every shop's.
 #![forbid(unsafe_code)]
 
 pub mod entity;
@@ -22,6 +23,7 @@ use kefu_proto::{
 };
 use kefu_runtime::{
     Service,
+    auth::{Allow, Caller, Guard, Principal},
     config::{DbArgs, ListenArgs, RuntimeArgs},
     db,
     grpc::{ApiError, MAX_DECODING_MESSAGE_SIZE},
@@ -84,9 +86,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         counter,
     });
     svc.consume_full_names(names, handler);
-    let routes = Routes::new(
+    let routes = Routes::new(Guard::new(
         MetricsServiceServer::new(Api { db }).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+        svc.remote_gate(),
+        policy,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
 
@@ -155,6 +159,11 @@ impl Handler for Counting {
     }
 }
 
+/// A shop reads its own counts; the operator reads every shop's (the counts name shops).
+pub fn policy(_method: &str) -> Option<Allow> {
+    Some(Allow::SHOP | Allow::OPERATOR)
+}
+
 /// gRPC API.
 pub struct Api {
     pub db: DatabaseConnection,
@@ -166,15 +175,24 @@ impl MetricsService for Api {
         &self,
         req: Request<GetTopicCountsRequest>,
     ) -> Result<Response<GetTopicCountsResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut q = topic_count::Entity::find()
             .order_by_asc(topic_count::Column::Topic)
             .order_by_asc(topic_count::Column::ShopId);
-        if !req.shop_id.is_empty() {
-            let mut v = Violations::new();
-            v.ident("shop_id", &req.shop_id, 64);
-            v.into_result().map_err(ApiError::from)?;
-            q = q.filter(topic_count::Column::ShopId.eq(req.shop_id));
+        // A shop sees only itself; the operator may filter by shop or see all.
+        let shop = if caller.principal == Principal::Operator {
+            if !req.shop_id.is_empty() {
+                let mut v = Violations::new();
+                v.ident("shop_id", &req.shop_id, 64);
+                v.into_result().map_err(ApiError::from)?;
+            }
+            req.shop_id
+        } else {
+            caller.shop(&req.shop_id)?
+        };
+        if !shop.is_empty() {
+            q = q.filter(topic_count::Column::ShopId.eq(shop));
         }
         let rows = q.all(&self.db).await.map_err(ApiError::from)?;
         Ok(Response::new(GetTopicCountsResponse {

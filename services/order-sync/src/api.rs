@@ -7,7 +7,11 @@ use kefu_proto::order::v1::{
     ListCustomerOrdersResponse, UpsertOrderRequest, UpsertOrderResponse,
     order_sync_service_server::OrderSyncService,
 };
-use kefu_runtime::{grpc::ApiError, validate::Violations};
+use kefu_runtime::{
+    auth::{Allow, Caller, Principal},
+    grpc::ApiError,
+    validate::Violations,
+};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -26,6 +30,19 @@ const MAX_LISTED_ERRORS: usize = 100;
 
 pub struct Api {
     pub c: Arc<Connectors>,
+}
+
+/// Who may call what. Reads: the shop (its back office), its agents, and the services that
+/// answer its customers (the assistant, session-router), which must name the customer
+/// (`customer_keys`). Writes: the shop's key only — connectors have their own signed HTTP
+/// endpoints, and no service writes orders.
+pub fn policy(method: &str) -> Option<Allow> {
+    match method {
+        "GetOrder" | "ListCustomerOrders" => Some(Allow::SHOP | Allow::AGENT | Allow::SERVICE),
+        "GetShipment" => Some(Allow::SHOP | Allow::AGENT),
+        "UpsertOrder" | "ImportOrders" => Some(Allow::SHOP),
+        _ => None,
+    }
 }
 
 fn check_keys(v: &mut Violations, keys: &[CustomerKey], required: bool) {
@@ -175,18 +192,21 @@ impl OrderSyncService for Api {
         &self,
         req: Request<GetOrderRequest>,
     ) -> Result<Response<GetOrderResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         v.ident("order_id", &req.order_id, 64);
-        check_keys(&mut v, &req.customer_keys, false);
+        // A service acts for a customer, never for the whole shop: it must say whose keys.
+        let for_customer = matches!(caller.principal, Principal::Service { .. });
+        check_keys(&mut v, &req.customer_keys, for_customer);
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
         let not_found = || ApiError::NotFound(format!("order {} not found", req.order_id));
         // Another customer's order is indistinguishable from a missing one.
         if !req.customer_keys.is_empty()
             && !store::belongs_to(
                 &self.c.db,
-                &req.shop_id,
+                &shop_id,
                 &req.order_id,
                 &Keys::from_proto(&req.customer_keys),
             )
@@ -195,7 +215,7 @@ impl OrderSyncService for Api {
         {
             return Err(not_found().into());
         }
-        let o = store::load_order(&self.c.db, &req.shop_id, &req.order_id)
+        let o = store::load_order(&self.c.db, &shop_id, &req.order_id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(not_found)?;
@@ -206,14 +226,15 @@ impl OrderSyncService for Api {
         &self,
         req: Request<ListCustomerOrdersRequest>,
     ) -> Result<Response<ListCustomerOrdersResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         check_keys(&mut v, &req.customer_keys, true);
         if !(0..=50).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 50");
         }
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
         let limit = if req.page_size == 0 {
             10
         } else {
@@ -221,7 +242,7 @@ impl OrderSyncService for Api {
         };
         let orders = store::customer_orders(
             &self.c.db,
-            &req.shop_id,
+            &shop_id,
             &Keys::from_proto(&req.customer_keys),
             limit,
         )
@@ -234,12 +255,13 @@ impl OrderSyncService for Api {
         &self,
         req: Request<GetShipmentRequest>,
     ) -> Result<Response<GetShipmentResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         v.ident("tracking_number", &req.tracking_number, 64);
         v.into_result().map_err(ApiError::from)?;
-        let s = store::get_shipment(&self.c.db, &req.shop_id, &req.tracking_number)
+        let shop_id = caller.shop(&req.shop_id)?;
+        let s = store::get_shipment(&self.c.db, &shop_id, &req.tracking_number)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
@@ -252,9 +274,9 @@ impl OrderSyncService for Api {
         &self,
         req: Request<UpsertOrderRequest>,
     ) -> Result<Response<UpsertOrderResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let o = req.into_inner().order.unwrap_or_default();
         let mut v = Violations::new();
-        v.ident("order.shop_id", &o.shop_id, 64);
         let doc = OrderDoc::from_proto(&o);
         let mut dv = Violations::new();
         doc.validate(&mut dv);
@@ -262,11 +284,12 @@ impl OrderSyncService for Api {
             v.add(&format!("order.{}", f.field), f.description);
         }
         v.into_result().map_err(ApiError::from)?;
-        let out = store::upsert_order(&self.c.db, &o.shop_id, &doc, "grpc")
+        let shop_id = caller.shop(&o.shop_id)?;
+        let out = store::upsert_order(&self.c.db, &shop_id, &doc, "grpc")
             .await
             .map_err(ApiError::from)?;
         self.c.publish().await;
-        let stored = store::load_order(&self.c.db, &o.shop_id, &o.order_id)
+        let stored = store::load_order(&self.c.db, &shop_id, &o.order_id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(UpsertOrderResponse {
@@ -279,6 +302,7 @@ impl OrderSyncService for Api {
         &self,
         req: Request<Streaming<ImportOrdersRequest>>,
     ) -> Result<Response<ImportOrdersResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let mut stream = req.into_inner();
         let mut import = Import::default();
         let mut n: u32 = 0;
@@ -295,12 +319,11 @@ impl OrderSyncService for Api {
             }
             if n == 1 {
                 let mut v = Violations::new();
-                v.ident("shop_id", &msg.shop_id, 64);
                 if !matches!(msg.format.as_str(), "jsonl" | "csv") {
                     v.add("format", "must be jsonl or csv");
                 }
                 v.into_result().map_err(ApiError::from)?;
-                import.shop_id = msg.shop_id.clone();
+                import.shop_id = caller.shop(&msg.shop_id)?;
                 import.format = msg.format.clone();
             } else if (!msg.shop_id.is_empty() && msg.shop_id != import.shop_id)
                 || (!msg.format.is_empty() && msg.format != import.format)

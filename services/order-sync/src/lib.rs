@@ -8,7 +8,9 @@
 //! * order and shipment changes on `kefu.commerce.orders.v1` / `kefu.commerce.shipments.v1`
 //!   through an outbox;
 //! * gRPC `kefu.order.v1.OrderSyncService`: `GetOrder`, `ListCustomerOrders` and
-//!   `GetShipment` for the assistant and session-router, always scoped to the customer's keys.
+//!   `GetShipment` for the assistant and session-router (service credentials, always scoped to
+//!   the customer's keys), the shop's back office and agents; `UpsertOrder` and
+//!   `ImportOrders` with the shop's API key only ([`api::policy`]).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -90,9 +92,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "http",
         http::serve(http_listener, connectors.clone(), shutdown),
     );
-    let routes = Routes::new(
+    let routes = Routes::new(kefu_runtime::auth::Guard::new(
         OrderSyncServiceServer::new(api::Api { c: connectors })
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+        svc.remote_gate(),
+        api::policy,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }

@@ -12,7 +12,7 @@ use kefu_proto::session::v1::{
     UnlinkIdentityRequest, UnlinkIdentityResponse,
     session_router_service_server::SessionRouterService,
 };
-use kefu_runtime::{event, grpc::ApiError, validate::Violations};
+use kefu_runtime::{auth::Caller, event, grpc::ApiError, validate::Violations};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
@@ -24,13 +24,6 @@ use crate::{
 
 pub struct Api {
     pub state: Shared,
-}
-
-fn authorization<T>(req: &Request<T>) -> Option<String> {
-    req.metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 pub fn to_proto(r: reply::Model) -> Reply {
@@ -109,20 +102,11 @@ fn graph_error(e: store::GraphError) -> Status {
 }
 
 impl Api {
-    /// Validates a request (its other fields in `v`, plus `shop_id`) and checks the caller's
-    /// key for that shop: the preamble of every shop-scoped call.
-    async fn admit(
-        &self,
-        shop_id: &str,
-        auth: Option<&str>,
-        mut v: Violations,
-    ) -> Result<(), Status> {
-        let mut first = Violations::new();
-        first.ident("shop_id", shop_id, 64);
-        first.0.append(&mut v.0);
-        first.into_result().map_err(ApiError::from)?;
-        self.state.auth.check(shop_id, auth).await?;
-        Ok(())
+    /// The preamble of every call: the request's fields are valid (`v`), and the shop is the
+    /// caller's (a request's `shop_id`, when set, must be the same).
+    fn admit(caller: &Caller, shop_id: &str, v: Violations) -> Result<String, Status> {
+        v.into_result().map_err(ApiError::from)?;
+        Ok(caller.shop(shop_id)?)
     }
 
     async fn customer(&self, shop_id: &str, customer_id: &str) -> Result<Customer, Status> {
@@ -152,10 +136,11 @@ type ReplyStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> 
 #[tonic::async_trait]
 impl SessionRouterService for Api {
     async fn send(&self, req: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let accepted = core::send(
             &self.state,
+            &caller,
             NewMessage {
                 shop_id: r.shop_id,
                 channel: r.channel,
@@ -165,7 +150,6 @@ impl SessionRouterService for Api {
                 verified_phone: r.verified_phone,
                 verified_email: r.verified_email,
             },
-            auth.as_deref(),
             Violations::new(),
         )
         .await?;
@@ -181,12 +165,12 @@ impl SessionRouterService for Api {
         &self,
         req: Request<GetConversationRequest>,
     ) -> Result<Response<GetConversationResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.ident("conversation_id", &r.conversation_id, 64);
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
-        let c = store::shop_conversation(&self.state.db, &r.shop_id, &r.conversation_id)
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
+        let c = store::shop_conversation(&self.state.db, &shop, &r.conversation_id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
@@ -201,7 +185,7 @@ impl SessionRouterService for Api {
         &self,
         req: Request<ListConversationsRequest>,
     ) -> Result<Response<ListConversationsResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         if !r.customer_id.is_empty() {
@@ -214,14 +198,14 @@ impl SessionRouterService for Api {
                 format!("must be one of {}", conversation_state::ALL.join(", ")),
             );
         }
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
         let idle = self.state.conversation_idle;
         let filter = store::ConversationFilter {
             customer_id: (!r.customer_id.is_empty()).then_some(r.customer_id.as_str()),
             state: (!r.state.is_empty()).then_some(r.state.as_str()),
             idle,
         };
-        let rows = store::list_conversations(&self.state.db, &r.shop_id, filter, limit, offset)
+        let rows = store::list_conversations(&self.state.db, &shop, filter, limit, offset)
             .await
             .map_err(ApiError::from)?;
         let next_page_token = core::next_token(offset, limit, rows.len());
@@ -238,15 +222,15 @@ impl SessionRouterService for Api {
         &self,
         req: Request<ListMessagesRequest>,
     ) -> Result<Response<ListMessagesResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let (lines, next_page_token) = core::transcript(
             &self.state,
+            &caller,
             &r.shop_id,
             &r.conversation_id,
             r.page_size,
             &r.page_token,
-            auth.as_deref(),
         )
         .await?;
         Ok(Response::new(ListMessagesResponse {
@@ -259,13 +243,13 @@ impl SessionRouterService for Api {
         &self,
         req: Request<GetCustomerRequest>,
     ) -> Result<Response<GetCustomerResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.ident("customer_id", &r.customer_id, 64);
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
-        let customer = self.customer(&r.shop_id, &r.customer_id).await?;
-        let history = store::identity_history(&self.state.db, &r.shop_id, &r.customer_id)
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
+        let customer = self.customer(&shop, &r.customer_id).await?;
+        let history = store::identity_history(&self.state.db, &shop, &r.customer_id)
             .await
             .map_err(ApiError::from)?
             .into_iter()
@@ -289,7 +273,7 @@ impl SessionRouterService for Api {
         &self,
         req: Request<LinkIdentitiesRequest>,
     ) -> Result<Response<LinkIdentitiesResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.ident("customer_id", &r.customer_id, 64);
@@ -305,22 +289,16 @@ impl SessionRouterService for Api {
                 &id.channel_user_id,
             );
         }
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
         let idents: Vec<(String, String)> = r
             .identities
             .into_iter()
             .map(|i| (i.channel, i.channel_user_id))
             .collect();
-        store::link(
-            &self.state.db,
-            &r.shop_id,
-            &r.customer_id,
-            &idents,
-            &r.reason,
-        )
-        .await
-        .map_err(graph_error)?;
-        let customer = self.customer(&r.shop_id, &r.customer_id).await?;
+        store::link(&self.state.db, &shop, &r.customer_id, &idents, &r.reason)
+            .await
+            .map_err(graph_error)?;
+        let customer = self.customer(&shop, &r.customer_id).await?;
         Ok(Response::new(LinkIdentitiesResponse {
             customer: Some(customer),
         }))
@@ -330,16 +308,16 @@ impl SessionRouterService for Api {
         &self,
         req: Request<UnlinkIdentityRequest>,
     ) -> Result<Response<UnlinkIdentityResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.text("reason", &r.reason, 200, 800);
         let id = r.identity.unwrap_or_default();
         check_identity(&mut v, "identity", &id.channel, &id.channel_user_id);
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
         let (customer_id, conversation_id) = store::unlink(
             &self.state.db,
-            &r.shop_id,
+            &shop,
             &(id.channel, id.channel_user_id),
             &r.reason,
         )
@@ -355,7 +333,7 @@ impl SessionRouterService for Api {
         &self,
         req: Request<RegisterWebhookRequest>,
     ) -> Result<Response<RegisterWebhookResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         v.ident("channel", &r.channel, 32);
@@ -368,8 +346,14 @@ impl SessionRouterService for Api {
                 "must be an http:// or https:// URL of at most 2048 characters",
             );
         }
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
-        let secret = crate::webhook::register(&self.state.db, &r.shop_id, &r.channel, &r.url)
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
+        // Only where the shop may send requests: never this deployment's own networks.
+        if let Err(why) = self.state.egress.check_url(&r.url).await {
+            let mut v = Violations::new();
+            v.add("url", why);
+            return Err(ApiError::from(v).into());
+        }
+        let secret = crate::webhook::register(&self.state.db, &shop, &r.channel, &r.url)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(RegisterWebhookResponse { secret }))
@@ -379,16 +363,10 @@ impl SessionRouterService for Api {
         &self,
         req: Request<RotateApiKeyRequest>,
     ) -> Result<Response<RotateApiKeyResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
-        self.admit(&r.shop_id, auth.as_deref(), Violations::new())
-            .await?;
-        let api_key = crate::auth::generate_key();
-        crate::auth::upsert_shop(&self.state.db, &r.shop_id, &api_key)
-            .await
-            .map_err(ApiError::Internal)?;
-        self.state.auth.forget(&r.shop_id);
-        tracing::info!(shop = %r.shop_id, "API key rotated");
+        let shop = Self::admit(&caller, &r.shop_id, Violations::new())?;
+        let api_key = crate::access::rotate(&self.state, &shop).await?;
         Ok(Response::new(RotateApiKeyResponse { api_key }))
     }
 
@@ -396,11 +374,10 @@ impl SessionRouterService for Api {
         &self,
         req: Request<GetDialoguePolicyRequest>,
     ) -> Result<Response<GetDialoguePolicyResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
-        self.admit(&r.shop_id, auth.as_deref(), Violations::new())
-            .await?;
-        let p = store::shop_policy(&self.state.db, &r.shop_id)
+        let shop = Self::admit(&caller, &r.shop_id, Violations::new())?;
+        let p = store::shop_policy(&self.state.db, &shop)
             .await
             .map_err(ApiError::from)?
             .unwrap_or_else(|| self.state.default_policy.clone());
@@ -413,7 +390,7 @@ impl SessionRouterService for Api {
         &self,
         req: Request<SetDialoguePolicyRequest>,
     ) -> Result<Response<SetDialoguePolicyResponse>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let p = r.policy.unwrap_or_default();
@@ -434,13 +411,13 @@ impl SessionRouterService for Api {
                 );
             }
         }
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
         let policy = crate::policy::Policy {
             min_confidence: p.min_confidence,
             max_repeats: p.max_repeats as usize,
             human_intents: p.human_intents,
         };
-        store::set_shop_policy(&self.state.db, &r.shop_id, &policy)
+        store::set_shop_policy(&self.state.db, &shop, &policy)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(SetDialoguePolicyResponse {
@@ -454,7 +431,7 @@ impl SessionRouterService for Api {
         &self,
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let auth = authorization(&req);
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         if !r.conversation_id.is_empty() {
@@ -466,7 +443,7 @@ impl SessionRouterService for Api {
         if r.after_cursor < 0 {
             v.add("after_cursor", "must not be negative");
         }
-        self.admit(&r.shop_id, auth.as_deref(), v).await?;
+        let shop = Self::admit(&caller, &r.shop_id, v)?;
 
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let state = self.state.clone();
@@ -478,7 +455,7 @@ impl SessionRouterService for Api {
             loop {
                 let batch = match store::replies_after(
                     &state.read,
-                    &r.shop_id,
+                    &shop,
                     conversation.as_deref(),
                     channel.as_deref(),
                     cursor,

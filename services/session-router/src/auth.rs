@@ -1,49 +1,69 @@
-//! Shop API keys: generated once, shown to the operator, stored only as SHA-256.
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::RwLock,
-    time::{Duration, Instant},
+//! The credentials session-router owns — shops' API keys, agent tokens and the operator token —
+//! and the verifier behind every Kefu API: used directly here, and by the other services
+//! through `kefu.auth.v1.AuthService` ([`crate::access`]). Keys and tokens are generated here,
+//! shown once, and stored only as SHA-256.
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use kefu_runtime::{
+    auth::{
+        AGENT_TOKEN_PREFIX, Caller, CredentialCache, Principal, SHOP_KEY_PREFIX, Verifier,
+        constant_time_eq, generate, hash_hex,
+    },
+    grpc::ApiError,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 
-use chrono::Utc;
-use rand::RngCore;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
-use sha2::{Digest, Sha256};
+use crate::entity::{agent_token, shop};
 
-use crate::entity::shop;
-use kefu_runtime::{grpc::ApiError, validate::Violations};
-
-/// A new random API key: `kefu_` + 40 hex digits (160 bits).
+/// A new random shop API key: `kefu_` + 40 hex digits (160 bits).
 pub fn generate_key() -> String {
-    let mut bytes = [0u8; 20];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("kefu_{}", hex::encode(bytes))
+    generate(SHOP_KEY_PREFIX)
 }
 
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// Creates or re-keys a shop.
-pub async fn upsert_shop(db: &DatabaseConnection, shop_id: &str, key: &str) -> anyhow::Result<()> {
-    shop::Entity::insert(shop::ActiveModel {
+/// Creates a shop with `key`. `Ok(false)` when the shop already exists (nothing changes).
+pub async fn create_shop(db: &DatabaseConnection, shop_id: &str, key: &str) -> Result<bool, DbErr> {
+    let inserted = shop::Entity::insert(shop::ActiveModel {
         shop_id: Set(shop_id.to_owned()),
-        api_key_sha256: Set(hash_key(key)),
+        api_key_sha256: Set(hash_hex(key)),
         created_at: Set(Utc::now()),
     })
-    .on_conflict(
-        OnConflict::column(shop::Column::ShopId)
-            .update_column(shop::Column::ApiKeySha256)
-            .to_owned(),
-    )
-    .exec(db)
+    .on_conflict_do_nothing()
+    .exec_without_returning(db)
     .await?;
-    Ok(())
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
 }
 
-/// Seeds `shop_id` with the key in `key_file`, generating the key (and the file, mode 0600)
-/// on first use. A second run reuses the file, so the key stays valid.
+/// Gives an existing shop a new key. `Ok(false)` when there is no such shop.
+pub async fn set_key(db: &DatabaseConnection, shop_id: &str, key: &str) -> Result<bool, DbErr> {
+    let r = shop::Entity::update_many()
+        .col_expr(shop::Column::ApiKeySha256, Expr::value(hash_hex(key)))
+        .filter(shop::Column::ShopId.eq(shop_id))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Shops by id, a page at a time.
+pub async fn list_shops(
+    db: &DatabaseConnection,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<shop::Model>, DbErr> {
+    shop::Entity::find()
+        .order_by_asc(shop::Column::ShopId)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await
+}
+
+/// Creates `shop_id` with the key in `key_file`, generating the key (and the file, mode 0600)
+/// on first use. A shop that exists is left as it is: a key rotated since (`RotateApiKey`,
+/// `kefu shops reset-key`) stays the valid one across restarts, and a stale file is reported.
 pub async fn seed_shop(
     db: &DatabaseConnection,
     shop_id: &str,
@@ -62,11 +82,24 @@ pub async fn seed_shop(
             k
         }
     };
-    upsert_shop(db, shop_id, &key).await?;
+    if !create_shop(db, shop_id, &key).await? {
+        let current = shop::Entity::find_by_id(shop_id.to_owned())
+            .one(db)
+            .await?
+            .map(|s| s.api_key_sha256)
+            .unwrap_or_default();
+        if !constant_time_eq(current.as_bytes(), hash_hex(&key).as_bytes()) {
+            tracing::warn!(
+                shop = %shop_id, key_file = %key_file.display(),
+                "the shop exists with another API key (rotated?): the key file is stale and its key is refused"
+            );
+        }
+    }
     Ok(key)
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a secret to a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -79,82 +112,152 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     writeln!(f, "{contents}")
 }
 
-/// How long a shop's key hash is cached (a re-keyed shop's old key stops working within it).
-const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Longest an agent token may live, in hours.
+pub const MAX_AGENT_TOKEN_HOURS: i32 = 720;
 
-/// Checks `authorization: Bearer <key>` against a shop. Known shops' key hashes are cached
-/// for [`CACHE_TTL`].
-pub struct Authenticator {
-    db: DatabaseConnection,
-    cache: RwLock<HashMap<String, (String, Instant)>>,
+/// Issues a token for `agent_id` of `shop_id`, valid `ttl_hours`. Returns the secret (shown
+/// once) and the stored row.
+pub async fn issue_agent_token(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    agent_id: &str,
+    ttl_hours: i32,
+) -> Result<(String, agent_token::Model), DbErr> {
+    let token = generate(AGENT_TOKEN_PREFIX);
+    let now = Utc::now();
+    let model = agent_token::Model {
+        token_id: format!("at_{}", uuid::Uuid::new_v4().simple()),
+        shop_id: shop_id.to_owned(),
+        agent_id: agent_id.to_owned(),
+        token_sha256: hash_hex(&token),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(ttl_hours.into()),
+        revoked_at: None,
+    };
+    agent_token::Entity::insert(agent_token::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok((token, model))
 }
 
-impl Authenticator {
-    pub fn new(db: DatabaseConnection) -> Self {
+/// A shop's agent tokens, newest first.
+pub async fn list_agent_tokens(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<agent_token::Model>, DbErr> {
+    agent_token::Entity::find()
+        .filter(agent_token::Column::ShopId.eq(shop_id))
+        .order_by_desc(agent_token::Column::CreatedAt)
+        .order_by_asc(agent_token::Column::TokenId)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await
+}
+
+/// Revokes one of the shop's tokens (idempotent); `None` when the shop has no such token.
+pub async fn revoke_agent_token(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    token_id: &str,
+) -> Result<Option<agent_token::Model>, DbErr> {
+    agent_token::Entity::update_many()
+        .col_expr(
+            agent_token::Column::RevokedAt,
+            Expr::value(Some(Utc::now())),
+        )
+        .filter(agent_token::Column::TokenId.eq(token_id))
+        .filter(agent_token::Column::ShopId.eq(shop_id))
+        .filter(agent_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    agent_token::Entity::find_by_id(token_id.to_owned())
+        .filter(agent_token::Column::ShopId.eq(shop_id))
+        .one(db)
+        .await
+}
+
+/// Verifies shop keys and agent tokens against the database, and the operator token against
+/// its hash. Answers are cached for [`kefu_runtime::auth::CACHE_TTL`]; a rotation or
+/// revocation made here is forgotten at once.
+pub struct LocalVerifier {
+    db: DatabaseConnection,
+    operator_sha256: Option<String>,
+    cache: CredentialCache,
+}
+
+impl LocalVerifier {
+    /// `operator_token`: the operator's token, or `None` to disable the operator API.
+    pub fn new(db: DatabaseConnection, operator_token: Option<&str>) -> Self {
         Self {
             db,
-            cache: RwLock::new(HashMap::new()),
+            operator_sha256: operator_token.map(hash_hex),
+            cache: CredentialCache::default(),
         }
     }
 
-    async fn key_hash(&self, shop_id: &str) -> Result<Option<String>, ApiError> {
-        if let Some((h, at)) = self.cache.read().expect("auth cache").get(shop_id)
-            && at.elapsed() < CACHE_TTL
+    /// Forgets a shop's cached key (after a rotation).
+    pub fn forget_shop(&self, shop_id: &str) {
+        self.cache
+            .forget(|c| c.principal == Principal::Shop && c.shop_id() == Some(shop_id));
+    }
+
+    /// Forgets a shop's cached agent tokens (after a revocation).
+    pub fn forget_agents(&self, shop_id: &str) {
+        self.cache.forget(|c| {
+            matches!(c.principal, Principal::Agent { .. }) && c.shop_id() == Some(shop_id)
+        });
+    }
+
+    async fn lookup(&self, credential: &str) -> Result<Option<Caller>, DbErr> {
+        let h = hash_hex(credential);
+        if let Some(op) = &self.operator_sha256
+            && constant_time_eq(op.as_bytes(), h.as_bytes())
         {
-            return Ok(Some(h.clone()));
+            return Ok(Some(Caller::new(Principal::Operator, "")));
         }
-        let found = shop::Entity::find_by_id(shop_id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|s| s.api_key_sha256);
-        if let Some(h) = &found {
-            self.cache
-                .write()
-                .expect("auth cache")
-                .insert(shop_id.to_owned(), (h.clone(), Instant::now()));
+        if credential.starts_with(SHOP_KEY_PREFIX) {
+            return Ok(shop::Entity::find()
+                .filter(shop::Column::ApiKeySha256.eq(h))
+                .one(&self.db)
+                .await?
+                .map(|s| Caller::new(Principal::Shop, s.shop_id)));
+        }
+        if credential.starts_with(AGENT_TOKEN_PREFIX) {
+            let now: DateTime<Utc> = Utc::now();
+            return Ok(agent_token::Entity::find()
+                .filter(agent_token::Column::TokenSha256.eq(h))
+                .filter(agent_token::Column::RevokedAt.is_null())
+                .filter(agent_token::Column::ExpiresAt.gt(now))
+                .one(&self.db)
+                .await?
+                .map(|t| {
+                    Caller::new(
+                        Principal::Agent {
+                            agent_id: t.agent_id,
+                        },
+                        t.shop_id,
+                    )
+                }));
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl Verifier for LocalVerifier {
+    async fn verify(&self, credential: &str) -> Result<Option<Caller>, ApiError> {
+        if let Some(c) = self.cache.get(credential) {
+            return Ok(Some(c));
+        }
+        let found = self.lookup(credential).await?;
+        if let Some(c) = &found {
+            self.cache.put(credential, c.clone());
         }
         Ok(found)
     }
-
-    /// Drops a shop's cached key hash (after a rotation).
-    pub fn forget(&self, shop_id: &str) {
-        self.cache.write().expect("auth cache").remove(shop_id);
-    }
-
-    /// `authorization` is the raw header value. Unknown shop → InvalidArgument on `shop_id`;
-    /// missing or wrong key → Unauthenticated.
-    pub async fn check(&self, shop_id: &str, authorization: Option<&str>) -> Result<(), ApiError> {
-        let Some(expected) = self.key_hash(shop_id).await? else {
-            let mut v = Violations::new();
-            v.add("shop_id", format!("unknown shop '{shop_id}'"));
-            return Err(v.into());
-        };
-        let Some(value) = authorization else {
-            return Err(ApiError::Unauthenticated(
-                "missing authorization header: send 'authorization: Bearer <shop API key>'".into(),
-            ));
-        };
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .unwrap_or("");
-        if key.is_empty() {
-            return Err(ApiError::Unauthenticated(
-                "authorization must be 'Bearer <shop API key>'".into(),
-            ));
-        }
-        if !constant_time_eq(hash_key(key).as_bytes(), expected.as_bytes()) {
-            return Err(ApiError::Unauthenticated(format!(
-                "invalid API key for shop '{shop_id}'"
-            )));
-        }
-        Ok(())
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -162,13 +265,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_random_and_hash_stably() {
+    fn keys_are_random_and_prefixed() {
         let (a, b) = (generate_key(), generate_key());
         assert_ne!(a, b);
         assert!(a.starts_with("kefu_") && a.len() == 45);
-        assert_eq!(hash_key(&a), hash_key(&a));
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(hash_hex(&a), hash_hex(&a));
     }
 }

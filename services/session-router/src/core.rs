@@ -1,9 +1,10 @@
-//! What gRPC `Send` and HTTP `POST /v1/messages` share: validation, authentication,
+//! What gRPC `Send` and HTTP `POST /v1/messages` share: validation, the caller's shop,
 //! idempotent acceptance, and publishing to `kefu.conversation.inbound.v1`.
 use std::{sync::Arc, time::Duration};
 
 use kefu_proto::events::v1::{EventMeta, MessageEvent};
 use kefu_runtime::{
+    auth::{Caller, Gate},
     event,
     grpc::ApiError,
     kafka::{KafkaConfig, Producer, topics},
@@ -13,7 +14,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{auth::Authenticator, entity::message, store};
+use crate::{auth::LocalVerifier, egress::EgressPolicy, entity::message, store};
 
 /// Limits on a customer message.
 pub const MAX_TEXT_CHARS: usize = 4000;
@@ -31,7 +32,12 @@ pub struct State {
     /// Reads of committed rows ([`kefu_runtime::db::reader`]: separate SQLite connections
     /// that never queue behind writes; the same pool as `db` on PostgreSQL).
     pub read: DatabaseConnection,
-    pub auth: Authenticator,
+    /// Shop keys, agent tokens and the operator token (also answers `AuthService`).
+    pub verifier: Arc<LocalVerifier>,
+    /// Authenticates the HTTP ingress's callers (gRPC calls pass [`kefu_runtime::auth::Guard`]).
+    pub gate: Arc<Gate>,
+    /// Where webhooks may be delivered.
+    pub egress: EgressPolicy,
     pub producer: Producer,
     pub kafka: KafkaConfig,
     /// Messages whose inbound event was acknowledged, for [`mark_published_loop`].
@@ -53,6 +59,7 @@ pub type Shared = Arc<State>;
 
 /// A message as the APIs receive it.
 pub struct NewMessage {
+    /// The request's shop: optional; when set it must be the credential's.
     pub shop_id: String,
     pub channel: String,
     pub channel_user_id: String,
@@ -80,7 +87,6 @@ impl NewMessage {
     }
 
     pub fn validate(&self, v: &mut Violations) {
-        v.ident("shop_id", &self.shop_id, 64);
         if self.channel.is_empty() {
             v.add("channel", "must not be empty");
         } else if self.channel.len() > 32
@@ -221,17 +227,17 @@ pub async fn mark_published_loop(
     }
 }
 
-/// Validates, authenticates, stores (idempotently) and publishes a message.
+/// Validates, stores (idempotently) and publishes a message of the caller's shop.
 pub async fn send(
     state: &State,
-    msg: NewMessage,
-    authorization: Option<&str>,
+    caller: &Caller,
+    mut msg: NewMessage,
     extra: Violations,
 ) -> Result<store::Accepted, ApiError> {
     let mut v = extra;
     msg.validate(&mut v);
     v.into_result()?;
-    state.auth.check(&msg.shop_id, authorization).await?;
+    msg.shop_id = caller.shop(&msg.shop_id)?;
     let keys = msg.verified_keys();
     if !keys.is_empty() {
         store::link_verified(
@@ -353,21 +359,20 @@ pub fn next_token(offset: u64, limit: u64, got: usize) -> String {
     }
 }
 
-/// A conversation's transcript page, after checking the caller's key for `shop_id`.
+/// A conversation's transcript page, if the conversation is the caller's shop's.
 pub async fn transcript(
     state: &State,
+    caller: &Caller,
     shop_id: &str,
     conversation_id: &str,
     page_size: i32,
     page_token: &str,
-    authorization: Option<&str>,
 ) -> Result<(Vec<store::Line>, String), ApiError> {
     let mut v = Violations::new();
-    v.ident("shop_id", shop_id, 64);
     v.ident("conversation_id", conversation_id, 64);
     let (limit, offset) = page(&mut v, page_size, page_token, 50);
     v.into_result()?;
-    state.auth.check(shop_id, authorization).await?;
+    let shop_id = &caller.shop(shop_id)?;
     if store::shop_conversation(&state.db, shop_id, conversation_id)
         .await?
         .is_none()

@@ -18,6 +18,31 @@ pub mod shop {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod agent_token {
+    use sea_orm::entity::prelude::*;
+
+    /// A token a shop issued to one of its agents (stored as SHA-256 only).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "agent_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_id: String,
+        #[sea_orm(indexed)]
+        pub shop_id: String,
+        pub agent_id: String,
+        #[sea_orm(unique)]
+        pub token_sha256: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod identity {
     use sea_orm::entity::prelude::*;
 
@@ -97,7 +122,8 @@ pub mod conversation {
 pub mod message {
     use sea_orm::entity::prelude::*;
 
-    /// A customer message; unique on (shop_id, channel, channel_message_id).
+    /// A customer message; unique on (shop_id, channel, channel_user_id, channel_message_id):
+    /// a channel's message ids are only unique per user (two widgets may both send "m1").
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "messages")]
     pub struct Model {
@@ -311,6 +337,7 @@ pub mod migration {
                         .of::<super::webhook_delivery::Entity>()
                         .of::<super::customer_key::Entity>(),
                 ),
+                Box::new(Credentials),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -319,6 +346,61 @@ pub mod migration {
     }
 
     struct Initial;
+
+    struct Credentials;
+
+    impl MigrationName for Credentials {
+        fn name(&self) -> &str {
+            "m20261130_000009_credentials"
+        }
+    }
+
+    /// Agent tokens; shops found by their key's hash (the credential names the shop, not the
+    /// request); message idempotency per channel user.
+    #[async_trait::async_trait]
+    impl MigrationTrait for Credentials {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::*;
+            kefu_runtime::db::create_table(manager, agent_token::Entity).await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("ux_shops_api_key")
+                        .table(shop::Entity)
+                        .col(shop::Column::ApiKeySha256)
+                        .unique()
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name(MESSAGE_KEY_INDEX)
+                        .table(message::Entity)
+                        .col(message::Column::ShopId)
+                        .col(message::Column::Channel)
+                        .col(message::Column::ChannelUserId)
+                        .col(message::Column::ChannelMessageId)
+                        .unique()
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name("ux_messages_channel_message")
+                        .table(message::Entity)
+                        .if_exists()
+                        .to_owned(),
+                )
+                .await
+        }
+    }
+
+    /// The unique index behind message idempotency.
+    pub const MESSAGE_KEY_INDEX: &str = "ux_messages_user_message";
 
     struct IdentityChanges;
 

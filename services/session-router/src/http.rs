@@ -1,12 +1,13 @@
 //! HTTP ingress for webhooks and simple clients.
 //!
 //! `POST /v1/messages` (JSON, `authorization: Bearer <shop API key>`):
-//! `{"shop_id","channel","channel_user_id","channel_message_id","text","wait_ms"?}`.
+//! `{"shop_id"?,"channel","channel_user_id","channel_message_id","text","wait_ms"?}`.
 //! Responses: `200` with the reply when it arrived within `wait_ms`, `202` when accepted and not
 //! (yet) answered; errors are `{"error":{"code","message","details":[{"field","description"}]}}`
-//! with 400 (invalid), 401 (missing/wrong key), 503 (broker down; the message is kept and
-//! processed later). `GET /v1/conversations/{id}/messages?shop_id=..` returns the transcript.
-//! `GET /healthz` answers `ok`.
+//! with 400 (invalid), 401 (missing/wrong key), 403 (a `shop_id` that is not the key's, or a
+//! credential that may not send), 503 (broker down; the message is kept and processed later).
+//! `GET /v1/conversations/{id}/messages` (shop key or agent token) returns the transcript.
+//! `GET /healthz` answers `ok`. The shop is always the credential's.
 use std::time::Duration;
 
 use axum::{
@@ -17,7 +18,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use kefu_runtime::{grpc::ApiError, validate::Violations};
+use kefu_runtime::{auth::Allow, grpc::ApiError, validate::Violations};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -64,10 +65,15 @@ async fn get_transcript(
         );
         return ApiError::from(v).into_response();
     };
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match core::transcript(&state, &q.shop_id, &id, q.page_size, &q.page_token, auth).await {
+    let caller = match state
+        .gate
+        .authenticate(&headers, Allow::SHOP | Allow::AGENT)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match core::transcript(&state, &caller, &q.shop_id, &id, q.page_size, &q.page_token).await {
         Ok((lines, next)) => {
             let entries: Vec<serde_json::Value> = lines
                 .into_iter()
@@ -112,6 +118,7 @@ fn body_error(description: String) -> ApiError {
 }
 
 async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let caller = state.gate.authenticate(headers, Allow::SHOP).await?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -129,11 +136,9 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     if wait_ms > MAX_WAIT_MS {
         extra.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
     }
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let accepted = core::send(
         state,
+        &caller,
         NewMessage {
             shop_id: b.shop_id,
             channel: b.channel,
@@ -143,7 +148,6 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
             verified_phone: b.verified_phone,
             verified_email: b.verified_email,
         },
-        auth,
         extra,
     )
     .await?;

@@ -11,12 +11,18 @@
 //!   `Subscribe` streams and waiting HTTP requests;
 //! * consumes `kefu.ticket.updates.v1` and moves each conversation through its states: bot →
 //!   waiting_for_human (the policy handed over) → human (an agent replied) → bot (handed back)
-//!   or closed.
+//!   or closed;
+//! * owns the mesh's external credentials ([`auth`], [`access`]): shops and their API keys
+//!   (`kefu.admin.v1.AdminService`, operator token), agent tokens
+//!   (`kefu.auth.v1.AgentTokenService`), and tells the other services who holds a credential
+//!   (`kefu.auth.v1.AuthService`).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod core;
+pub mod egress;
 pub mod entity;
 pub mod http;
 pub mod pipeline;
@@ -27,9 +33,16 @@ pub mod webhook;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::Parser;
-use kefu_proto::session::v1::session_router_service_server::SessionRouterServiceServer;
+use kefu_proto::{
+    admin::v1::admin_service_server::AdminServiceServer,
+    auth::v1::{
+        agent_token_service_server::AgentTokenServiceServer, auth_service_server::AuthServiceServer,
+    },
+    session::v1::session_router_service_server::SessionRouterServiceServer,
+};
 use kefu_runtime::{
     Service,
+    auth::{Gate, Guard, OPERATOR_TOKEN_PREFIX},
     config::{DbArgs, ListenArgs, RuntimeArgs},
     db,
     grpc::MAX_DECODING_MESSAGE_SIZE,
@@ -73,6 +86,37 @@ pub struct Args {
     /// File holding the seeded shop's API key; generated (mode 0600) when missing.
     #[arg(long, env = "KEFU_SEED_API_KEY_FILE")]
     pub seed_api_key_file: Option<PathBuf>,
+    /// File with the operator token (at least 32 characters) that authenticates
+    /// `kefu.admin.v1.AdminService` (`kefu shops …`). Without it the admin API refuses
+    /// everyone.
+    #[arg(long, env = "KEFU_OPERATOR_TOKEN_FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// Networks (comma-separated, `10.1.0.0/16` or single addresses) webhooks may reach beside
+    /// the public internet. Private, loopback, link-local and metadata addresses are refused
+    /// unless listed here.
+    #[arg(long, env = "KEFU_WEBHOOK_ALLOW_NETWORKS", default_value = "", value_parser = parse_egress)]
+    pub webhook_allow_networks: egress::EgressPolicy,
+}
+
+fn parse_egress(s: &str) -> Result<egress::EgressPolicy, String> {
+    egress::EgressPolicy::parse(s)
+}
+
+/// The operator token in `path`, or exit 64.
+fn operator_token(path: &std::path::Path) -> String {
+    let token = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| {
+            kefu_runtime::config::config_error(format!("operator token {}: {e}", path.display()))
+        })
+        .trim()
+        .to_owned();
+    if token.len() < 32 || token.contains('.') {
+        kefu_runtime::config::config_error(format!(
+            "operator token {}: must be at least 32 characters without '.' (e.g. {OPERATOR_TOKEN_PREFIX} and 40 hex digits)",
+            path.display()
+        ));
+    }
+    token
 }
 
 fn parse_unit(s: &str) -> Result<f32, String> {
@@ -97,6 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         .connect_timeout(std::time::Duration::from_secs(1))
         .timeout(std::time::Duration::from_secs(2))
         .connect_lazy();
+    let operator = args.operator_token_file.as_deref().map(operator_token);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<entity::migration::Migrator>(&args.db, SERVICE).await?;
     let read = db::reader(&args.db.url_or(SERVICE), &db).await?;
@@ -111,8 +156,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     }
     let (replies, _) = tokio::sync::watch::channel(0i64);
     let (published, acked) = tokio::sync::mpsc::unbounded_channel();
+    let verifier = Arc::new(auth::LocalVerifier::new(read.clone(), operator.as_deref()));
+    let gate = Arc::new(Gate::new(svc.keys.clone(), verifier.clone()));
     let state = Arc::new(core::State {
-        auth: auth::Authenticator::new(db.clone()),
+        verifier,
+        gate: gate.clone(),
+        egress: args.webhook_allow_networks.clone(),
         db,
         read,
         published,
@@ -149,9 +198,32 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "http",
         http::serve(http_listener, state.clone(), state.shutdown.clone()),
     );
-    let routes = Routes::new(
-        SessionRouterServiceServer::new(api::Api { state })
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+    let routes = Routes::new(Guard::new(
+        SessionRouterServiceServer::new(api::Api {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+        gate.clone(),
+        access::policy,
+    ))
+    .add_service(Guard::new(
+        AuthServiceServer::new(access::Access {
+            state: state.clone(),
+        }),
+        gate.clone(),
+        access::auth_policy,
+    ))
+    .add_service(Guard::new(
+        AgentTokenServiceServer::new(access::Access {
+            state: state.clone(),
+        }),
+        gate.clone(),
+        access::agent_token_policy,
+    ))
+    .add_service(Guard::new(
+        AdminServiceServer::new(access::Access { state }),
+        gate,
+        access::admin_policy,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }

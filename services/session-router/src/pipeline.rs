@@ -136,6 +136,11 @@ impl Consumers {
                 })
                 .collect(),
         };
+        let request = self
+            .state
+            .gate
+            .keys()
+            .request(request, "order-sync", shop_id);
         let order = match self.state.orders.clone().get_order(request).await {
             Ok(r) => r.into_inner().order,
             Err(s) if s.code() == tonic::Code::NotFound => None,

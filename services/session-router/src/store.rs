@@ -25,16 +25,19 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// Finds the message for an idempotency key.
+/// Finds the message for an idempotency key: the channel's message id is only unique per
+/// channel user.
 pub async fn find_message<C: ConnectionTrait>(
     db: &C,
     shop_id: &str,
     channel: &str,
+    channel_user_id: &str,
     channel_message_id: &str,
 ) -> Result<Option<message::Model>, DbErr> {
     message::Entity::find()
         .filter(message::Column::ShopId.eq(shop_id))
         .filter(message::Column::Channel.eq(channel))
+        .filter(message::Column::ChannelUserId.eq(channel_user_id))
         .filter(message::Column::ChannelMessageId.eq(channel_message_id))
         .one(db)
         .await
@@ -156,7 +159,8 @@ pub async fn accept_with_idle(
         message,
         duplicate: true,
     };
-    if let Some(m) = find_message(db, shop_id, channel, channel_message_id).await? {
+    if let Some(m) = find_message(db, shop_id, channel, channel_user_id, channel_message_id).await?
+    {
         return Ok(duplicate(m));
     }
     let txn = db::begin_write(db).await?;
@@ -188,7 +192,7 @@ pub async fn accept_with_idle(
             // A concurrent Send with the same key won the race (PostgreSQL; SQLite serialises
             // writers at BEGIN). The failed transaction is void: read the winner outside it.
             txn.rollback().await?;
-            let m = find_message(db, shop_id, channel, channel_message_id)
+            let m = find_message(db, shop_id, channel, channel_user_id, channel_message_id)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound("message".into()))?;
             return Ok(duplicate(m));

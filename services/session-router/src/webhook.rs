@@ -95,11 +95,10 @@ pub fn backoff(attempts: i32) -> chrono::Duration {
     chrono::Duration::seconds(secs.min(300))
 }
 
-/// Delivers due webhooks until shutdown.
+/// Delivers due webhooks until shutdown. The client reaches only the addresses the egress
+/// policy permits and never follows a redirect (a redirect is a failed attempt).
 pub async fn deliver_loop(state: Shared) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    let client = state.egress.client(Duration::from_secs(10))?;
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return Ok(()),
@@ -171,6 +170,9 @@ async fn attempt(
         }
     })
     .to_string();
+    if let Err(why) = state.egress.check_literal(&hook.url) {
+        return finish(state, &d, Err(why)).await;
+    }
     let result = client
         .post(&hook.url)
         .header("content-type", "application/json")
@@ -181,10 +183,27 @@ async fn attempt(
         .await;
     let outcome = match result {
         Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) if resp.status().is_redirection() => Err(format!(
+            "HTTP {}: redirects are not followed (register the final URL)",
+            resp.status()
+        )),
         Ok(resp) => Err(format!("HTTP {}", resp.status())),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(error_chain(&e)),
     };
     finish(state, &d, outcome).await
+}
+
+/// An error with its causes (reqwest's own message hides why a connection failed, e.g. that
+/// the egress policy refused the address).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
 }
 
 async fn finish(

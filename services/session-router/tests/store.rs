@@ -264,21 +264,106 @@ async fn idle_conversations_close_and_link(db: &DatabaseConnection) {
     assert_eq!(later.customer_id, first.customer_id);
 }
 
+/// A channel's message ids are unique per user only: a second customer whose widget also
+/// sends "m1" is a new message of their own, never the first customer's (with its reply).
+async fn message_ids_are_per_user(db: &DatabaseConnection) {
+    let first = store::accept(db, "s9", "web", "alice", "m1", "hello")
+        .await
+        .unwrap();
+    let second = store::accept(db, "s9", "web", "bob", "m1", "hello")
+        .await
+        .unwrap();
+    assert!(!second.duplicate, "bob's m1 is not alice's");
+    assert_ne!(second.message.message_id, first.message.message_id);
+    assert_ne!(second.message.customer_id, first.message.customer_id);
+    let again = store::accept(db, "s9", "web", "bob", "m1", "hello")
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.message_id, second.message.message_id);
+}
+
 async fn seeded_keys_authenticate(db: &DatabaseConnection) {
+    use kefu_runtime::auth::{Principal, Verifier};
     let file = std::env::temp_dir().join(format!("kefu-key-{}", uuid::Uuid::new_v4().simple()));
     let key = auth::seed_shop(db, "demo", &file).await.unwrap();
     // Seeding again reuses the key file.
     assert_eq!(auth::seed_shop(db, "demo", &file).await.unwrap(), key);
-    let a = auth::Authenticator::new(db.clone());
-    a.check("demo", Some(&format!("Bearer {key}")))
+    let v = auth::LocalVerifier::new(db.clone(), Some("kefo_operator_token_for_the_store_test"));
+    let caller = v.verify(&key).await.unwrap().expect("valid key");
+    assert_eq!(caller.principal, Principal::Shop);
+    assert_eq!(caller.shop_id(), Some("demo"));
+    assert!(v.verify("kefu_wrong").await.unwrap().is_none());
+    assert!(v.verify("").await.unwrap().is_none());
+    let op = v
+        .verify("kefo_operator_token_for_the_store_test")
         .await
-        .expect("valid key");
-    assert!(a.check("demo", Some("Bearer kefu_wrong")).await.is_err());
-    assert!(a.check("demo", None).await.is_err());
+        .unwrap()
+        .expect("operator");
+    assert_eq!((&op.principal, op.shop_id()), (&Principal::Operator, None));
+
+    // A rotated key survives a restart: seeding with the old file leaves the shop's new key.
+    let rotated = auth::generate_key();
+    assert!(auth::set_key(db, "demo", &rotated).await.unwrap());
+    v.forget_shop("demo");
+    auth::seed_shop(db, "demo", &file).await.unwrap();
+    let fresh = auth::LocalVerifier::new(db.clone(), None);
     assert!(
-        a.check("nope", Some(&format!("Bearer {key}")))
+        fresh.verify(&key).await.unwrap().is_none(),
+        "old key refused"
+    );
+    assert_eq!(
+        fresh
+            .verify(&rotated)
             .await
-            .is_err()
+            .unwrap()
+            .expect("new key")
+            .shop_id(),
+        Some("demo")
+    );
+    assert!(
+        !auth::create_shop(db, "demo", &auth::generate_key())
+            .await
+            .unwrap()
+    );
+
+    // Agent tokens: valid until revoked, and only for their own shop's id.
+    let (token, info) = auth::issue_agent_token(db, "demo", "alice", 1)
+        .await
+        .unwrap();
+    let agent = fresh.verify(&token).await.unwrap().expect("agent token");
+    assert_eq!(
+        agent.principal,
+        Principal::Agent {
+            agent_id: "alice".into()
+        }
+    );
+    assert!(
+        auth::revoke_agent_token(db, "other", &info.token_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "another shop cannot revoke it"
+    );
+    let revoked = auth::revoke_agent_token(db, "demo", &info.token_id)
+        .await
+        .unwrap()
+        .expect("revoked");
+    assert!(revoked.revoked_at.is_some());
+    let after = auth::LocalVerifier::new(db.clone(), None);
+    assert!(after.verify(&token).await.unwrap().is_none());
+    assert_eq!(
+        auth::list_agent_tokens(db, "demo", 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        auth::list_agent_tokens(db, "other", 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let _ = std::fs::remove_file(file);
 }
@@ -292,6 +377,7 @@ async fn store_on_sqlite() {
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
+    message_ids_are_per_user(&db).await;
     lookups_have_indexes(&db).await;
 }
 
@@ -304,6 +390,7 @@ async fn store_on_postgres() {
     replies_are_stored_once_and_stay_in_their_shop(&db).await;
     idle_conversations_close_and_link(&db).await;
     seeded_keys_authenticate(&db).await;
+    message_ids_are_per_user(&db).await;
     lookups_have_indexes(&db).await;
 }
 

@@ -4,7 +4,8 @@
 //!   a ticket (idempotent on the message id) with a first-response SLA and tells the customer
 //!   on `kefu.conversation.outbound.v1` that a person will answer; later messages of the
 //!   conversation join that ticket while the bot stays silent;
-//! * gRPC `kefu.ticket.v1.TicketService`: agents read tickets and their threads, reply
+//! * gRPC `kefu.ticket.v1.TicketService` (the shop's API key or an agent token; the shop and
+//!   the agent come from the credential): agents read tickets and their threads, reply
 //!   (`ReplyToTicket`, delivered to the customer through `kefu.conversation.outbound.v1`), hand
 //!   the conversation back to the bot (`HandBackTicket`) or close it (`CloseTicket`);
 //! * publishes each ticket change on `kefu.ticket.updates.v1` through a transactional outbox
@@ -31,6 +32,7 @@ use kefu_proto::{
 };
 use kefu_runtime::{
     Service,
+    auth::{Allow, Caller, Guard},
     config::{DbArgs, ListenArgs, RuntimeArgs},
     db, event,
     grpc::{ApiError, MAX_DECODING_MESSAGE_SIZE},
@@ -87,9 +89,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
     };
-    let routes = Routes::new(
+    let routes = Routes::new(Guard::new(
         TicketServiceServer::new(api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+        svc.remote_gate(),
+        policy,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
 
@@ -209,8 +213,13 @@ pub struct Api {
     pub producer: Producer,
 }
 
-fn check_ticket(v: &mut Violations, shop_id: &str, ticket_id: &str) {
-    v.ident("shop_id", shop_id, 64);
+/// The agents' API: the shop's key (its back office) or an agent token; never a service or
+/// the operator.
+pub fn policy(_method: &str) -> Option<Allow> {
+    Some(Allow::SHOP | Allow::AGENT)
+}
+
+fn check_ticket(v: &mut Violations, ticket_id: &str) {
     v.ident("ticket_id", ticket_id, 64);
 }
 
@@ -218,16 +227,18 @@ impl Api {
     /// Hands back or closes (validated), then publishes the change.
     async fn finish(
         &self,
+        caller: &Caller,
         shop_id: &str,
         ticket_id: &str,
         agent_id: &str,
         to: &'static str,
     ) -> Result<Ticket, ApiError> {
         let mut v = Violations::new();
-        check_ticket(&mut v, shop_id, ticket_id);
-        v.ident("agent_id", agent_id, 64);
+        check_ticket(&mut v, ticket_id);
         v.into_result()?;
-        let t = workflow::finish(&self.db, shop_id, ticket_id, agent_id, to).await?;
+        let shop_id = caller.shop(shop_id)?;
+        let agent_id = caller.agent(agent_id, "agent_id")?;
+        let t = workflow::finish(&self.db, &shop_id, ticket_id, &agent_id, to).await?;
         self.publish().await;
         Ok(to_proto(t))
     }
@@ -255,12 +266,14 @@ impl TicketService for Api {
         &self,
         req: Request<GetTicketRequest>,
     ) -> Result<Response<GetTicketResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        check_ticket(&mut v, &req.ticket_id);
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
         let t = ticket::Entity::find_by_id(req.ticket_id.clone())
-            .filter(ticket::Column::ShopId.eq(req.shop_id))
+            .filter(ticket::Column::ShopId.eq(shop_id))
             .one(&self.db)
             .await
             .map_err(ApiError::from)?
@@ -274,9 +287,9 @@ impl TicketService for Api {
         &self,
         req: Request<ListTicketsRequest>,
     ) -> Result<Response<ListTicketsResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         if !(0..=100).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 100");
         }
@@ -290,12 +303,13 @@ impl TicketService for Api {
             v.ident("conversation_id", &req.conversation_id, 64);
         }
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
         let limit = if req.page_size == 0 {
             20
         } else {
             req.page_size as u64
         };
-        let mut q = ticket::Entity::find().filter(ticket::Column::ShopId.eq(req.shop_id));
+        let mut q = ticket::Entity::find().filter(ticket::Column::ShopId.eq(shop_id));
         if !req.status.is_empty() {
             q = q.filter(ticket::Column::Status.eq(req.status));
         }
@@ -317,13 +331,15 @@ impl TicketService for Api {
         &self,
         req: Request<ListTicketMessagesRequest>,
     ) -> Result<Response<ListTicketMessagesResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
+        check_ticket(&mut v, &req.ticket_id);
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
         // The ticket must belong to the caller's shop before its thread is read.
         ticket::Entity::find_by_id(req.ticket_id.clone())
-            .filter(ticket::Column::ShopId.eq(req.shop_id))
+            .filter(ticket::Column::ShopId.eq(shop_id))
             .one(&self.db)
             .await
             .map_err(ApiError::from)?
@@ -353,18 +369,20 @@ impl TicketService for Api {
         &self,
         req: Request<ReplyToTicketRequest>,
     ) -> Result<Response<ReplyToTicketResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        check_ticket(&mut v, &req.shop_id, &req.ticket_id);
-        v.ident("agent_id", &req.agent_id, 64);
+        check_ticket(&mut v, &req.ticket_id);
         v.ident("request_id", &req.request_id, 64);
         v.text("text", &req.text, 4000, 16 * 1024);
         v.into_result().map_err(ApiError::from)?;
+        let shop_id = caller.shop(&req.shop_id)?;
+        let agent_id = caller.agent(&req.agent_id, "agent_id")?;
         let (t, reply_id) = workflow::reply(
             &self.db,
-            &req.shop_id,
+            &shop_id,
             &req.ticket_id,
-            &req.agent_id,
+            &agent_id,
             &req.text,
             &req.request_id,
         )
@@ -380,9 +398,16 @@ impl TicketService for Api {
         &self,
         req: Request<HandBackTicketRequest>,
     ) -> Result<Response<HandBackTicketResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let ticket = self
-            .finish(&r.shop_id, &r.ticket_id, &r.agent_id, status::HANDED_BACK)
+            .finish(
+                &caller,
+                &r.shop_id,
+                &r.ticket_id,
+                &r.agent_id,
+                status::HANDED_BACK,
+            )
             .await?;
         Ok(Response::new(HandBackTicketResponse {
             ticket: Some(ticket),
@@ -393,9 +418,16 @@ impl TicketService for Api {
         &self,
         req: Request<CloseTicketRequest>,
     ) -> Result<Response<CloseTicketResponse>, Status> {
+        let caller = Caller::of(&req)?;
         let r = req.into_inner();
         let ticket = self
-            .finish(&r.shop_id, &r.ticket_id, &r.agent_id, status::CLOSED)
+            .finish(
+                &caller,
+                &r.shop_id,
+                &r.ticket_id,
+                &r.agent_id,
+                status::CLOSED,
+            )
             .await?;
         Ok(Response::new(CloseTicketResponse {
             ticket: Some(ticket),

@@ -61,9 +61,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         languages,
     });
     svc.consume(&[topics::INBOUND, topics::OUTBOUND], handler);
-    let routes = Routes::new(
+    let routes = Routes::new(kefu_runtime::auth::Guard::new(
         TranslationServiceServer::new(Api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
-    );
+        svc.remote_gate(),
+        kefu_runtime::auth::shops_and_services,
+    ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
 
@@ -125,9 +127,10 @@ impl TranslationService for Api {
         &self,
         req: Request<DetectLanguageRequest>,
     ) -> Result<Response<DetectLanguageResponse>, Status> {
+        let caller = kefu_runtime::auth::Caller::of(&req)?;
         let req = req.into_inner();
+        caller.shop(&req.shop_id)?;
         let mut v = Violations::new();
-        v.ident("shop_id", &req.shop_id, 64);
         v.text("text", &req.text, 4000, 16 * 1024);
         v.into_result().map_err(ApiError::from)?;
         let d = detect::detect(&req.text);

@@ -16,12 +16,18 @@ use kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient;
 use kefu_proto::session::v1::session_router_service_client::SessionRouterServiceClient;
 use kefu_proto::ticket::v1::ticket_service_client::TicketServiceClient;
 use tokio::process::{Child, Command};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Request,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-/// Every service, in start order (order-sync first: others are given its address).
+/// Every service. Their gRPC ports are chosen before any starts: session-router verifies the
+/// others' callers and order-sync answers two of them, so each is given the others' addresses.
 pub const SERVICES: &[&str] = &[
     "order-sync",
     "session-router",
@@ -37,6 +43,36 @@ pub const SHOP: &str = "e2e-shop";
 pub const SHOPIFY_SECRET: &str = "shpss_e2e_0123456789abcdef";
 /// The generic webhook / tracking secret of [`SHOP`] in every test mesh.
 pub const WEBHOOK_SECRET: &str = "kefu_webhook_e2e_secret_0123";
+
+/// The deployment's service secret in every test mesh (services sign their calls with it).
+pub const SERVICE_SECRET: &str = "e2e-service-secret-0123456789abcdef0123456789";
+
+/// Adds `authorization: Bearer <credential>` to requests that carry none: a client of the
+/// agents' or the back office's APIs acting with one credential.
+#[derive(Clone)]
+pub struct Bearer(AsciiMetadataValue);
+
+impl Bearer {
+    pub fn new(credential: &str) -> Self {
+        Self(
+            format!("Bearer {credential}")
+                .parse()
+                .expect("header value"),
+        )
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, tonic::Status> {
+        if !req.metadata().contains_key("authorization") {
+            req.metadata_mut().insert("authorization", self.0.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose requests carry a credential.
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 pub fn brokers() -> String {
     std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
@@ -93,12 +129,16 @@ pub struct Mesh {
     pub prefix: String,
     pub dir: PathBuf,
     pub api_key: String,
+    /// The operator token (admin API).
+    pub operator_token: String,
     pub http_port: u16,
     session_db: String,
     order_db: String,
     /// order-sync's connector HTTP port.
     pub orders_http_port: u16,
     procs: HashMap<&'static str, Proc>,
+    /// gRPC port of each service, chosen before any starts.
+    ports: HashMap<&'static str, u16>,
 }
 
 impl Mesh {
@@ -119,25 +159,30 @@ impl Mesh {
             format!("{SHOP} shopify {SHOPIFY_SECRET}\n{SHOP} webhook {WEBHOOK_SECRET}\n"),
         )
         .expect("secrets file");
+        std::fs::write(dir.join("service-secret"), SERVICE_SECRET).expect("service secret");
+        let operator_token = format!("kefo_e2e_{id}");
+        std::fs::write(dir.join("operator-token"), &operator_token).expect("operator token");
         let mut mesh = Mesh {
             prefix,
             dir,
             api_key: String::new(),
+            operator_token,
             http_port: free_port(),
             orders_http_port: free_port(),
             session_db,
             order_db,
             procs: HashMap::new(),
+            ports: SERVICES.iter().map(|s| (*s, free_port())).collect(),
         };
-        // order-sync first and alone: the others are given its address.
-        let (first, rest) = SERVICES.split_first().expect("services");
-        mesh.spawn(first, free_port());
-        mesh.wait_started(first).await;
-        for s in rest {
-            mesh.spawn(s, free_port());
+        for s in SERVICES {
+            mesh.spawn(s, mesh.ports[s]);
         }
-        for s in rest {
+        for s in SERVICES {
             mesh.wait_started(s).await;
+        }
+        // A restart above may have restarted services already waited for.
+        for s in SERVICES {
+            assert!(mesh.wait_serving(s).await, "{}", mesh.log_tail(s));
         }
         mesh.api_key = std::fs::read_to_string(mesh.dir.join("api-key"))
             .expect("seeded key")
@@ -147,7 +192,8 @@ impl Mesh {
     }
 
     /// Waits for SERVING. A port picked by another test at the same moment makes a service
-    /// exit at start; it is started again on other ports.
+    /// exit at start; it is started again on other ports, and the services given its old
+    /// address are restarted with the new one.
     async fn wait_started(&mut self, s: &'static str) {
         for attempt in 0.. {
             if self.wait_serving(s).await {
@@ -164,7 +210,20 @@ impl Mesh {
                 "order-sync" => self.orders_http_port = free_port(),
                 _ => {}
             }
-            self.spawn(s, free_port());
+            let port = free_port();
+            self.ports.insert(s, port);
+            self.spawn(s, port);
+            let dependents: &[&'static str] = match s {
+                "session-router" => SERVICES,
+                "order-sync" => &["session-router", "assistant"],
+                _ => &[],
+            };
+            for d in dependents.iter().copied().filter(|d| *d != s) {
+                if let Some(p) = self.procs.get_mut(d) {
+                    let _ = p.child.kill().await;
+                    self.spawn(d, self.ports[d]);
+                }
+            }
         }
     }
 
@@ -203,11 +262,12 @@ impl Mesh {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .kill_on_drop(true);
-        let order_sync = self
-            .procs
-            .get("order-sync")
-            .map(|p| p.grpc_port)
-            .unwrap_or(1);
+        let order_sync = self.ports["order-sync"];
+        cmd.env("KEFU_SERVICE_SECRET_FILE", self.dir.join("service-secret"))
+            .env(
+                "KEFU_AUTH_URL",
+                format!("http://127.0.0.1:{}", self.ports["session-router"]),
+            );
         match service {
             "order-sync" => {
                 cmd.env("KEFU_DATABASE_URL", &self.order_db)
@@ -228,7 +288,10 @@ impl Mesh {
                     )
                     .env("KEFU_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
                     .env("KEFU_SEED_SHOP", SHOP)
-                    .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"));
+                    .env("KEFU_SEED_API_KEY_FILE", self.dir.join("api-key"))
+                    .env("KEFU_OPERATOR_TOKEN_FILE", self.dir.join("operator-token"))
+                    // Test webhook receivers listen on this machine.
+                    .env("KEFU_WEBHOOK_ALLOW_NETWORKS", "127.0.0.1/32");
             }
             "assistant" => {
                 cmd.env(
@@ -282,16 +345,34 @@ impl Mesh {
             .expect("text")
     }
 
-    /// Creates (or re-keys) another shop in session-router's database; returns its key.
+    /// Creates another shop through the admin API (operator token); returns its key.
     pub async fn add_shop(&self, shop_id: &str) -> String {
-        let db = kefu_runtime::db::connect(&self.session_db)
+        use kefu_proto::admin::v1::{CreateShopRequest, admin_service_client::AdminServiceClient};
+        let ch = self.channel("session-router").await;
+        AdminServiceClient::with_interceptor(ch, Bearer::new(&self.operator_token))
+            .create_shop(CreateShopRequest {
+                shop_id: shop_id.to_owned(),
+            })
             .await
-            .expect("db");
-        let key = kefu_session_router::auth::generate_key();
-        kefu_session_router::auth::upsert_shop(&db, shop_id, &key)
+            .expect("create shop")
+            .into_inner()
+            .api_key
+    }
+
+    /// A connection to a service's gRPC port.
+    pub async fn channel(&self, service: &str) -> Channel {
+        Channel::from_shared(self.grpc_url(service))
+            .expect("url")
+            .connect()
             .await
-            .expect("shop");
-        key
+            .unwrap_or_else(|e| panic!("connect {service}: {e}"))
+    }
+
+    /// A service credential as `issuer` would mint it for calling `audience` for `shop`.
+    pub fn service_token(&self, issuer: &str, audience: &str, shop: &str) -> String {
+        kefu_runtime::auth::ServiceKeys::new(issuer, &[SERVICE_SECRET.to_owned()])
+            .expect("keys")
+            .token(audience, shop)
     }
 
     /// Waits until `key`'s process reports SERVING (true) or exits (false). The port alone
@@ -362,6 +443,8 @@ impl Mesh {
     }
 
     /// Restarts a killed service on the same port and waits for SERVING.
+    ///
+    /// (Ports are fixed for a mesh's life: the others hold its address.)
     pub async fn restart(&mut self, service: &'static str) {
         let port = self.procs[service].grpc_port;
         self.spawn(service, port);
@@ -409,13 +492,12 @@ impl Mesh {
         format!("http://127.0.0.1:{}", self.orders_http_port)
     }
 
-    pub async fn order_client(&self) -> OrderSyncServiceClient<Channel> {
-        let ch = Channel::from_shared(self.grpc_url("order-sync"))
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect order-sync");
-        OrderSyncServiceClient::new(ch)
+    /// order-sync's gRPC API as the shop's back office (the shop's API key).
+    pub async fn order_client(&self) -> OrderSyncServiceClient<Authed> {
+        OrderSyncServiceClient::with_interceptor(
+            self.channel("order-sync").await,
+            Bearer::new(&self.api_key),
+        )
     }
 
     pub fn http_url(&self) -> String {
@@ -431,13 +513,12 @@ impl Mesh {
         SessionRouterServiceClient::new(ch)
     }
 
-    pub async fn ticket_client(&self) -> TicketServiceClient<Channel> {
-        let ch = Channel::from_shared(self.grpc_url("ticket"))
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect ticket");
-        TicketServiceClient::new(ch)
+    /// The agents' API with the shop's API key (a request's own `authorization` wins).
+    pub async fn ticket_client(&self) -> TicketServiceClient<Authed> {
+        TicketServiceClient::with_interceptor(
+            self.channel("ticket").await,
+            Bearer::new(&self.api_key),
+        )
     }
 
     /// A request carrying this mesh's API key.

@@ -176,7 +176,7 @@ async fn bot_human_hand_back_and_close() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Bad agent requests get field-level errors, another shop's ticket is not found.
+    // Bad agent requests get field-level errors; another shop's id is refused.
     let bad = tickets
         .reply_to_ticket(reply("req 2", ""))
         .await
@@ -194,7 +194,7 @@ async fn bot_human_hand_back_and_close() {
             .await
             .expect_err("other shop")
             .code(),
-        Code::NotFound
+        Code::PermissionDenied
     );
 
     // Hand-back: the bot answers again.

@@ -81,11 +81,17 @@ fn text(v: &Value) -> String {
     v["reply"]["text"].as_str().unwrap_or_default().to_owned()
 }
 
+/// `kefu orders import FILE --shop SHOP` with the mesh's shop key (or `key`).
 fn import(mesh: &Mesh, file: &std::path::Path, shop: &str) -> std::process::Output {
+    import_with(mesh, file, shop, &mesh.api_key)
+}
+
+fn import_with(mesh: &Mesh, file: &std::path::Path, shop: &str, key: &str) -> std::process::Output {
     Command::new(bin_dir().join("kefu"))
         .args(["orders", "import"])
         .arg(file)
         .args(["--shop", shop, "--url", &mesh.grpc_url("order-sync")])
+        .args(["--api-key", key])
         .output()
         .expect("kefu orders import")
 }
@@ -210,7 +216,20 @@ async fn connectors_import_and_answers_from_real_orders() {
         "other.jsonl",
         &order("20261101077", "shipped", bob.clone(), json!([])).to_string(),
     );
-    assert!(import(&mesh, &other_shop, "shop-b").status.success());
+    // Shop A's key cannot import into shop B; B's own key can.
+    let refused = import(&mesh, &other_shop, "shop-b");
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("not the shop of this credential"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let key_b = mesh.add_shop("shop-b").await;
+    assert!(
+        import_with(&mesh, &other_shop, "shop-b", &key_b)
+            .status
+            .success()
+    );
     let csv = mesh_file(&mesh, "orders.csv", &[
         "order_id,status,currency,total_minor,placed_at,updated_at,channel,channel_user_id,sku,title,quantity,price_minor,carrier,tracking_number",
         &format!("20261102001,delivered,CNY,9800,{},{},web,web-dave,A1,\"Scarf, red\",1,4900,ZTO,ZT1600000000001", ago(Age::days(9)), ago(Age::days(4))),

@@ -2,14 +2,14 @@
 //! the running model kept.
 use std::{process::Stdio, time::Duration};
 
-use kefu_e2e::{bin_dir, brokers, free_port};
+use kefu_e2e::{Authed, Bearer, SERVICE_SECRET, bin_dir, brokers, free_port};
 use kefu_proto::intent::v1::{
     ClassifyBatchRequest, ClassifyRequest, ClassifyRequestItem,
     intent_classifier_service_client::IntentClassifierServiceClient,
 };
 use tonic::{Code, transport::Channel};
 
-async fn model_version(client: &mut IntentClassifierServiceClient<Channel>) -> String {
+async fn model_version(client: &mut IntentClassifierServiceClient<Authed>) -> String {
     client
         .classify(ClassifyRequest {
             shop_id: "s".into(),
@@ -37,8 +37,14 @@ async fn sighup_reloads_the_model_and_refuses_a_bad_one() {
     let path = dir.join("model.kim");
     let bundled = kefu_intent::bundled().unwrap();
     std::fs::write(&path, bundled.to_bytes()).unwrap();
+    std::fs::write(dir.join("service-secret"), SERVICE_SECRET).unwrap();
+    // Called as another service would (no session-router runs here to verify shop keys).
+    let token = kefu_runtime::auth::ServiceKeys::new("assistant", &[SERVICE_SECRET.into()])
+        .unwrap()
+        .token("intent-classifier", "s");
     let port = free_port();
     let mut child = tokio::process::Command::new(bin_dir().join("kefu-intent-classifier"))
+        .env("KEFU_SERVICE_SECRET_FILE", dir.join("service-secret"))
         .env("KEFU_KAFKA_BROKERS", brokers())
         .env(
             "KEFU_TOPIC_PREFIX",
@@ -62,7 +68,7 @@ async fn sighup_reloads_the_model_and_refuses_a_bad_one() {
             .connect()
             .await
         {
-            break IntentClassifierServiceClient::new(ch);
+            break IntentClassifierServiceClient::with_interceptor(ch, Bearer::new(&token));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };

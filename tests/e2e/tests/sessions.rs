@@ -160,7 +160,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
         ))
         .await
         .expect_err("A's data with B's key");
-    assert_eq!(st.code(), Code::Unauthenticated);
+    assert_eq!(st.code(), Code::PermissionDenied);
     let st = client
         .get_conversation(with_key(
             GetConversationRequest {
@@ -225,7 +225,7 @@ async fn transcripts_conversations_customers_and_tenant_isolation() {
     else {
         panic!("B subscribed to A's replies");
     };
-    assert_eq!(st.code(), Code::Unauthenticated);
+    assert_eq!(st.code(), Code::PermissionDenied);
     let mut b_stream = client
         .subscribe(with_key(
             SubscribeRequest {
