@@ -11,7 +11,10 @@
   enabled service has its Service, autoscaler and PodDisruptionBudget;
 * wrong values rejected by values.schema.json, and impossible combinations rejected by the
   templates (partitions below maxReplicas, several replicas on SQLite);
-* k8s/base/kefu.yaml is exactly what the chart renders with k8s/base/values.yaml.
+* k8s/base/kefu.yaml is exactly what the chart renders with k8s/base/values.yaml;
+* every service gets the service secret and session-router's address, only session-router the
+  operator token, and the NetworkPolicies open to outside callers exactly the public ports
+  docs/security.md lists.
 
 Exit status 0 when everything holds; otherwise every failure is listed and the status is 1.
 `--write-k8s` regenerates k8s/base/kefu.yaml instead of comparing it.
@@ -171,6 +174,15 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
         env = {e["name"]: e for e in c.get("env", [])}
         if svc in DATABASE and "KEFU_DATABASE_URL" not in env:
             fail(f"{label}: {svc} has no KEFU_DATABASE_URL")
+        if not env.get("KEFU_SERVICE_SECRET_FILE", {}).get("value", "").startswith("/etc/kefu/auth/"):
+            fail(f"{label}: {svc} has no KEFU_SERVICE_SECRET_FILE from the auth Secret")
+        if "session-router" not in env.get("KEFU_AUTH_URL", {}).get("value", ""):
+            fail(f"{label}: {svc} is not told where credentials are verified (KEFU_AUTH_URL)")
+        auth_vol = next((v for v in spec.get("volumes", []) if v["name"] == "auth"), None)
+        keys = {i["key"] for i in (auth_vol or {}).get("secret", {}).get("items", [])}
+        wants_operator = svc == "session-router"
+        if auth_vol is None or (merged["auth"]["operatorTokenKey"] in keys) != wants_operator:
+            fail(f"{label}: {svc} must mount the operator token {'' if wants_operator else 'not '}(only session-router verifies it)")
         if merged["migrations"]["enabled"] and svc in DATABASE:
             if env.get("KEFU_MIGRATE", {}).get("value") != "skip":
                 fail(f"{label}: with the migration Job, {svc} must start with KEFU_MIGRATE=skip")
@@ -183,9 +195,22 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
             fail(f"{label}: the migration Job is not a pre-install/pre-upgrade hook")
     if merged["networkPolicy"]["enabled"]:
         nps = by_kind(docs, "NetworkPolicy")
+        documented = public_ports_documented()
         for svc in SERVICES:
-            if merged["services"][svc]["enabled"] and f"kefu-{svc}" not in nps:
+            if not merged["services"][svc]["enabled"]:
+                continue
+            np = nps.get(f"kefu-{svc}")
+            if np is None:
                 fail(f"{label}: no NetworkPolicy for {svc}")
+                continue
+            # Public: rules for callers outside the mesh (no pod selector); metrics aside.
+            public = set()
+            for rule in np["spec"].get("ingress", []):
+                if any("podSelector" in f for f in rule.get("from", [])):
+                    continue
+                public |= {p["port"] for p in rule.get("ports", []) if p["port"] != "metrics"}
+            if public != documented.get(svc, set()):
+                fail(f"{label}: {svc} is public on {sorted(public)}, docs/security.md says {sorted(documented.get(svc, set()))}")
 
 
 # The topics of the mesh (crates/kefu-runtime/src/kafka.rs `topics::ALL`) by consumer.
@@ -195,6 +220,21 @@ metrics: [kefu.conversation.inbound.v1, kefu.conversation.normalized.v1,
   kefu.conversation.outbound.v1, kefu.conversation.replies.v1, kefu.ticket.updates.v1,
   kefu.commerce.orders.v1, kefu.commerce.shipments.v1]
 """
+
+
+def public_ports_documented() -> dict[str, set[str]]:
+    """The "Ports" table of docs/security.md: | service | port | … | public | …"""
+    text = (ROOT / "docs" / "security.md").read_text()
+    ports: dict[str, set[str]] = {}
+    section = text.split("## Ports", 1)[-1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0] in SERVICES:
+            if cells[3].lower().startswith("yes"):
+                ports.setdefault(cells[0], set()).add(cells[1])
+    if not ports:
+        fail("docs/security.md has no Ports table naming public ports")
+    return ports
 
 
 def max_consumer_replicas(values: dict) -> int:
@@ -238,6 +278,8 @@ INVALID = [
     ("OTLP endpoint without a scheme", {"otlpEndpoint": "collector:4317"}),
     ("grace period 0", {"shutdownGraceSeconds": 0}),
     ("seed shop without its key Secret", {"seedShop": {"shopId": "demo", "existingSecret": ""}}),
+    ("no auth Secret", {"auth": {"existingSecret": ""}}),
+    ("webhook networks that are not CIDRs", {"webhooks": {"allowNetworks": "internal.example.com"}}),
     ("PDB with both minAvailable and maxUnavailable", {"services": {"ticket": {"enabled": True, "pdb": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}}}}),
     ("ServiceMonitor interval", {"serviceMonitor": {"enabled": True, "interval": "often"}}),
     ("topology spread policy", {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}]}),

@@ -67,7 +67,12 @@ app.kubernetes.io/component: {{ .name }}
 
 {{/*
 What each service is: ports, whether it owns a database, the topics it consumes (for KEDA
-and partition sizing), who calls it (NetworkPolicy) and which ports are public.
+and partition sizing), who calls it (NetworkPolicy) and which ports are public. Public ports
+are the ones callers outside the mesh use, each behind their own credential
+(docs/security.md): session-router (channels and back offices: shop API keys; agents: agent
+tokens; the operator's admin API), ticket (the agents' API) and order-sync's connector HTTP
+(per-shop signed webhooks). Every service calls session-router to verify external
+credentials.
 */}}
 {{- define "kefu.catalog" -}}
 session-router:
@@ -76,7 +81,7 @@ session-router:
   http: 8080
   database: true
   topics: [kefu.conversation.classified.v1, kefu.conversation.replies.v1, kefu.ticket.updates.v1]
-  callers: []
+  callers: [translation, intent-classifier, assistant, ticket, order-sync, metrics]
   public: [grpc, http]
 translation:
   grpc: 50052
@@ -181,6 +186,20 @@ metrics:
 {{- end }}
 {{- end -}}
 
+{{/* Credentials every service needs ({root, name}): the service secret, where external
+credentials are verified, and (session-router) the operator token. */}}
+{{- define "kefu.authEnv" -}}
+- {name: KEFU_SERVICE_SECRET_FILE, value: /etc/kefu/auth/{{ .root.Values.auth.serviceSecretKey }}}
+- name: KEFU_AUTH_URL
+  value: http://{{ include "kefu.component" (dict "root" .root "name" "session-router") }}:50051
+{{- if eq .name "session-router" }}
+- {name: KEFU_OPERATOR_TOKEN_FILE, value: /etc/kefu/auth/{{ .root.Values.auth.operatorTokenKey }}}
+{{- with .root.Values.webhooks.allowNetworks }}
+- {name: KEFU_WEBHOOK_ALLOW_NETWORKS, value: {{ . | quote }}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* The database URL of a database service ({root, name}). */}}
 {{- define "kefu.databaseEnv" -}}
 - name: KEFU_DATABASE_URL
@@ -241,6 +260,7 @@ spec:
         - {name: KEFU_HTTP_ADDR, value: "0.0.0.0:{{ $c.http }}"}
         {{- end }}
         {{- include "kefu.commonEnv" $root | nindent 8 }}
+        {{- include "kefu.authEnv" . | nindent 8 }}
         {{- if $c.database }}
         {{- include "kefu.databaseEnv" . | nindent 8 }}
         {{- if $root.Values.migrations.enabled }}
@@ -284,6 +304,7 @@ spec:
         {{- toYaml .svc.resources | nindent 8 }}
       volumeMounts:
         - {name: tmp, mountPath: /tmp}
+        - {name: auth, mountPath: /etc/kefu/auth, readOnly: true}
         {{- if and $c.database (not $root.Values.database.existingSecret) }}
         - {name: data, mountPath: /var/lib/kefu}
         {{- end }}
@@ -299,6 +320,16 @@ spec:
   volumes:
     - name: tmp
       emptyDir: {sizeLimit: 64Mi}
+    # Only session-router gets the operator token.
+    - name: auth
+      secret:
+        secretName: {{ required "auth.existingSecret is required: a Secret with the service secret and the operator token (chart README, Install)" $root.Values.auth.existingSecret }}
+        defaultMode: 0400
+        items:
+          - {key: {{ $root.Values.auth.serviceSecretKey }}, path: {{ $root.Values.auth.serviceSecretKey }}}
+          {{- if eq .name "session-router" }}
+          - {key: {{ $root.Values.auth.operatorTokenKey }}, path: {{ $root.Values.auth.operatorTokenKey }}}
+          {{- end }}
     {{- if and $c.database (not $root.Values.database.existingSecret) }}
     - name: data
       emptyDir: {sizeLimit: 1Gi}

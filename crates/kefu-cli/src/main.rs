@@ -75,7 +75,12 @@ enum Command {
         #[command(flatten)]
         key: ShopKey,
         /// session-router gRPC endpoint.
-        #[arg(long, env = "KEFU_URL", default_value = "http://127.0.0.1:50051")]
+        #[arg(
+            long,
+            global = true,
+            env = "KEFU_URL",
+            default_value = "http://127.0.0.1:50051"
+        )]
         url: String,
         #[command(subcommand)]
         command: AgentsCommand,
@@ -104,11 +109,17 @@ enum TopicsCommand {
 #[derive(Args, Clone)]
 struct Operator {
     /// session-router gRPC endpoint (it serves kefu.admin.v1.AdminService).
-    #[arg(long, env = "KEFU_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     url: String,
     /// File with the operator token (`make run` writes .kefu/operator-token).
     #[arg(
         long,
+        global = true,
         env = "KEFU_OPERATOR_TOKEN_FILE",
         default_value = ".kefu/operator-token"
     )]
@@ -156,9 +167,15 @@ enum AgentsCommand {
 #[derive(Args, Clone)]
 struct ShopKey {
     /// Shop API key (overrides --api-key-file).
-    #[arg(long, env = "KEFU_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "KEFU_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    #[arg(long, env = "KEFU_API_KEY_FILE", default_value = ".kefu/demo-api-key")]
+    /// File with the shop's API key.
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_API_KEY_FILE",
+        default_value = ".kefu/demo-api-key"
+    )]
     api_key_file: PathBuf,
 }
 

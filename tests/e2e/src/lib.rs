@@ -43,6 +43,8 @@ pub const SHOP: &str = "e2e-shop";
 pub const SHOPIFY_SECRET: &str = "shpss_e2e_0123456789abcdef";
 /// The generic webhook / tracking secret of [`SHOP`] in every test mesh.
 pub const WEBHOOK_SECRET: &str = "kefu_webhook_e2e_secret_0123";
+/// The generic webhook secret of a second shop, `shop-b`, in every test mesh.
+pub const SHOP_B_WEBHOOK_SECRET: &str = "kefu_webhook_e2e_secret_shop_b";
 
 /// The deployment's service secret in every test mesh (services sign their calls with it).
 pub const SERVICE_SECRET: &str = "e2e-service-secret-0123456789abcdef0123456789";
@@ -156,7 +158,9 @@ impl Mesh {
             .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
         std::fs::write(
             dir.join("connector-secrets"),
-            format!("{SHOP} shopify {SHOPIFY_SECRET}\n{SHOP} webhook {WEBHOOK_SECRET}\n"),
+            format!(
+                "{SHOP} shopify {SHOPIFY_SECRET}\n{SHOP} webhook {WEBHOOK_SECRET}\nshop-b webhook {SHOP_B_WEBHOOK_SECRET}\n"
+            ),
         )
         .expect("secrets file");
         std::fs::write(dir.join("service-secret"), SERVICE_SECRET).expect("service secret");

@@ -84,6 +84,23 @@ async fn http_waits_for_the_reply_and_is_idempotent() {
     }
     assert_eq!(n, 1, "one message, one reply");
 
+    // Another customer whose widget also numbers its first message "m1" is not a duplicate:
+    // a message of their own, in their own conversation, with their own reply.
+    let (status, other) = post(
+        &mesh,
+        Some(&mesh.api_key),
+        json!({"shop_id": SHOP, "channel": "web", "channel_user_id": "u9",
+               "channel_message_id": "m1", "text": "where is my order?", "wait_ms": 30000})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{other}");
+    assert_eq!(other["duplicate"], false, "{other}");
+    assert_ne!(other["message_id"], first["message_id"]);
+    assert_ne!(other["conversation_id"], first["conversation_id"]);
+    assert_ne!(other["reply"]["reply_id"], first["reply"]["reply_id"]);
+    assert_ne!(other["reply"]["text"], first["reply"]["text"], "{other}");
+
     // Without wait_ms the message is accepted and answered later.
     let (status, v) = post(
         &mesh,

@@ -1,4 +1,5 @@
-//! Webhook delivery: an endpoint that fails three times still gets the reply, signed.
+//! Webhook delivery: an endpoint that fails three times still gets the reply, signed; a shop
+//! cannot aim a webhook at private or metadata addresses, and redirects are not followed.
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -9,10 +10,13 @@ use kefu_e2e::{Mesh, SHOP, free_port};
 use kefu_proto::session::v1::{RegisterWebhookRequest, SendRequest};
 use kefu_session_router::webhook::{SIGNATURE_HEADER, sign};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 #[derive(Default)]
 struct Seen {
     calls: Vec<(u16, String, String)>,
+    redirects: usize,
+    redirected_to: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,6 +42,20 @@ async fn a_failing_endpoint_still_gets_every_reply_signed() {
                     StatusCode::from_u16(status).unwrap()
                 },
             ),
+        )
+        .route(
+            "/moved",
+            post(|State(seen): State<Arc<Mutex<Seen>>>| async move {
+                seen.lock().unwrap().redirects += 1;
+                (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")])
+            }),
+        )
+        .route(
+            "/elsewhere",
+            post(|State(seen): State<Arc<Mutex<Seen>>>| async move {
+                seen.lock().unwrap().redirected_to += 1;
+                StatusCode::OK
+            }),
         )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -116,4 +134,70 @@ async fn a_failing_endpoint_still_gets_every_reply_signed() {
         .await
         .expect_err("bad url");
     assert_eq!(st.code(), Code::InvalidArgument);
+
+    // Server-side request forgery: this mesh allows only 127.0.0.1 (test receivers); the
+    // metadata endpoint, private networks, IPv6 loopback and names that resolve to them are
+    // refused at registration, with the field and the reason.
+    for url in [
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+        format!("http://[::1]:{port}/hook"),
+        "http://[::ffff:169.254.169.254]/".to_owned(),
+    ] {
+        let st = client
+            .register_webhook(mesh.authed(RegisterWebhookRequest {
+                shop_id: SHOP.into(),
+                channel: "web".into(),
+                url: url.clone(),
+            }))
+            .await
+            .expect_err("private address");
+        assert_eq!(st.code(), Code::InvalidArgument, "{url}: {st:?}");
+        let details = st.get_error_details();
+        let v = &details
+            .bad_request()
+            .expect("field details")
+            .field_violations[0];
+        assert_eq!(v.field, "url");
+        assert!(
+            v.description.contains("KEFU_WEBHOOK_ALLOW_NETWORKS"),
+            "{}",
+            v.description
+        );
+    }
+
+    // A redirect is a failed attempt, never followed to where it points.
+    client
+        .register_webhook(mesh.authed(RegisterWebhookRequest {
+            shop_id: SHOP.into(),
+            channel: "web".into(),
+            url: format!("http://127.0.0.1:{port}/moved"),
+        }))
+        .await
+        .expect("register the redirecting endpoint");
+    client
+        .send(mesh.authed(SendRequest {
+            shop_id: SHOP.into(),
+            channel: "web".into(),
+            channel_user_id: "web-hook".into(),
+            channel_message_id: "hook-2".into(),
+            text: "hello".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("send");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().redirects < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the redirecting endpoint was not called twice\n{}",
+            mesh.log_tail("session-router")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        seen.lock().unwrap().redirected_to,
+        0,
+        "a redirect was followed"
+    );
 }
