@@ -169,6 +169,12 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             if "grpc" not in c.get(probe, {}):
                 fail(f"{label}: {svc} {probe} is not a native gRPC probe")
+        # Readiness asks the named service (NOT_SERVING while the broker or database is
+        # away); liveness the process (a pod waiting for its database must not be restarted).
+        if c.get("readinessProbe", {}).get("grpc", {}).get("service") != svc:
+            fail(f"{label}: {svc} readinessProbe must ask for the service '{svc}'")
+        if c.get("livenessProbe", {}).get("grpc", {}).get("service"):
+            fail(f"{label}: {svc} livenessProbe must ask for the process (no service name)")
         if not c.get("resources", {}).get("requests"):
             fail(f"{label}: {svc} has no resource requests")
         env = {e["name"]: e for e in c.get("env", [])}
@@ -213,7 +219,7 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
                 fail(f"{label}: {svc} is public on {sorted(public)}, docs/security.md says {sorted(documented.get(svc, set()))}")
 
 
-# The topics of the mesh (crates/kefu-runtime/src/kafka.rs `topics::ALL`) by consumer.
+# The topics of the mesh (crates/kefu-runtime/src/kafka/mod.rs `topics::ALL`) by consumer.
 CATALOG_SOURCE = """
 metrics: [kefu.conversation.inbound.v1, kefu.conversation.normalized.v1,
   kefu.conversation.classified.v1, kefu.assist.requests.v1, kefu.ticket.escalations.v1,
@@ -237,6 +243,9 @@ def public_ports_documented() -> dict[str, set[str]]:
     return ports
 
 
+LEDGER = "kefu.dlq.replays.v1"
+
+
 def max_consumer_replicas(values: dict) -> int:
     merged = helm.Chart.load(CHART).merge_values(values)
     return max(
@@ -248,9 +257,10 @@ def max_consumer_replicas(values: dict) -> int:
 
 def check_topics_match_code() -> None:
     """Every topic the code declares is in the catalog the chart and the examples use."""
-    src = (ROOT / "crates" / "kefu-runtime" / "src" / "kafka.rs").read_text()
+    src = (ROOT / "crates" / "kefu-runtime" / "src" / "kafka" / "mod.rs").read_text()
     import re
-    declared = set(re.findall(r'pub const [A-Z_]+: &str = "(kefu\.[a-z.]+\.v[0-9]+)";', src))
+    # The replay ledger is written and read by `kefu dlq` only: no service consumes it.
+    declared = set(re.findall(r'pub const [A-Z_]+: &str = "(kefu\.[a-z.]+\.v[0-9]+)";', src)) - {LEDGER}
     catalog = {t for svc in yaml.safe_load(CATALOG_SOURCE).values() for t in svc}
     if declared != catalog:
         fail(f"topics in kafka.rs {sorted(declared)} differ from the chart catalog {sorted(catalog)}")
@@ -350,6 +360,8 @@ def k8s_base(write: bool) -> None:
     strimzi = [d for d in yaml.safe_load_all((examples / "strimzi" / "kafka.yaml").read_text()) if d]
     topics = {d["spec"]["topicName"]: d["spec"] for d in strimzi if d["kind"] == "KafkaTopic"}
     catalog = {t for svc in yaml.safe_load(CATALOG_SOURCE) .values() for t in svc}
+    if LEDGER not in topics:
+        fail(f"k8s/examples/strimzi: no KafkaTopic for the replay ledger {LEDGER}")
     for t in sorted(catalog):
         for name in (t, t + ".dlq"):
             if name not in topics:

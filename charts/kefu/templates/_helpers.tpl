@@ -170,8 +170,6 @@ metrics:
 - name: KEFU_KAFKA_SSL_CA_LOCATION
   value: /etc/kefu/kafka-ca/{{ .Values.kafka.tls.caKey }}
 {{- end }}
-- name: KEFU_HANDLER_MAX_ATTEMPTS
-  valueFrom: {configMapKeyRef: {name: {{ include "kefu.fullname" . }}, key: handler-max-attempts}}
 - name: KEFU_KAFKA_SESSION_TIMEOUT_MS
   valueFrom: {configMapKeyRef: {name: {{ include "kefu.fullname" . }}, key: kafka-session-timeout-ms}}
 - name: KEFU_SHUTDOWN_GRACE_SECS
@@ -292,8 +290,10 @@ spec:
         grpc: {port: {{ $c.grpc }}}
         periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
         failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
+      # Readiness is the named service: NOT_SERVING while the broker or the database keeps
+      # the service from working (docs/architecture.md); liveness only while it drains.
       readinessProbe:
-        grpc: {port: {{ $c.grpc }}}
+        grpc: {port: {{ $c.grpc }}, service: {{ .name }}}
         periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
         failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
       livenessProbe:

@@ -112,11 +112,6 @@ pub struct RuntimeArgs {
     #[arg(long, env = "KEFU_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1_000..=300_000))]
     pub kafka_session_timeout_ms: u32,
 
-    /// Attempts for a failing event before it goes to the dead-letter topic (backoff 200 ms
-    /// doubling to 5 s: the default 10 attempts ride out about 30 s of database trouble).
-    #[arg(long, env = "KEFU_HANDLER_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub handler_max_attempts: u32,
-
     /// Seconds to finish in-flight work after SIGTERM before exiting anyway.
     #[arg(long, env = "KEFU_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub shutdown_grace_secs: u64,

@@ -163,6 +163,22 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Serialises the write transactions that lock the same `key` until they end: a
+/// transaction-scoped advisory lock on PostgreSQL (whose read-committed transactions do not
+/// serialise by themselves); nothing on SQLite, where [`begin_write`] already holds the one
+/// writer lock from the start of every write transaction.
+pub async fn lock_key<C: ConnectionTrait>(txn: &C, key: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Creates `entity`'s table (if missing) from its sea-orm definition, with the indexes of its
 /// `#[sea_orm(indexed)]` columns: the one step most services' first migration needs.
 pub async fn create_table<E: sea_orm::EntityTrait>(

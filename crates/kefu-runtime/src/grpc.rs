@@ -118,23 +118,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Health reporting for one service: the overall status (`""`) and the named service.
+/// Health reporting for one service: liveness is the overall status (`""`: the process
+/// serves, until it drains), readiness the named service (NOT_SERVING also while a
+/// [`crate::readiness`] condition holds, e.g. the broker is unreachable).
 #[derive(Clone)]
 pub struct Health {
     reporter: HealthReporter,
     service_name: &'static str,
 }
 
+fn status(serving: bool) -> ServingStatus {
+    if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
 impl Health {
+    /// Both liveness and readiness (start and shutdown).
     pub async fn set(&self, serving: bool) {
-        let status = if serving {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        self.reporter.set_service_status("", status).await;
+        self.reporter.set_service_status("", status(serving)).await;
+        self.set_ready(serving).await;
+    }
+
+    /// Readiness only.
+    pub async fn set_ready(&self, ready: bool) {
         self.reporter
-            .set_service_status(self.service_name, status)
+            .set_service_status(self.service_name, status(ready))
             .await;
     }
 }

@@ -11,8 +11,11 @@
 //! * [`db`]: sea-orm connections (SQLite by default, PostgreSQL by URL) and migrations.
 //! * [`kafka`]: topics, an idempotent producer, an at-least-once consumer with retries and
 //!   dead-lettering.
+//! * [`outbox`]: one relay per transactional outbox (a lease picks the replica).
 //! * [`event`]: event metadata and deterministic event ids for idempotent handling.
 //! * [`lifecycle`]: graceful shutdown on SIGTERM/SIGINT within a grace period.
+//! * [`readiness`]: the conditions (broker, database, consumer) that make a service report
+//!   NOT_SERVING until they clear.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -24,6 +27,8 @@ pub mod grpc;
 pub mod kafka;
 pub mod lifecycle;
 pub mod metrics;
+pub mod outbox;
+pub mod readiness;
 pub mod service;
 pub mod telemetry;
 pub mod validate;

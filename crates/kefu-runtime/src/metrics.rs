@@ -30,6 +30,12 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Labels of per-consumer-group metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
 /// Metrics the Kafka plumbing records for every service.
 #[derive(Clone)]
 pub struct KafkaMetrics {
@@ -37,6 +43,8 @@ pub struct KafkaMetrics {
     pub produced: Family<TopicLabels, Counter>,
     pub produce_errors: Family<TopicLabels, Counter>,
     pub handle_seconds: Family<TopicLabels, Histogram>,
+    /// Consumer clients restarted (stalled partition, dead task, unsettled group).
+    pub consumer_restarts: Family<GroupLabels, Counter>,
 }
 
 fn handle_histogram() -> Histogram {
@@ -53,6 +61,7 @@ impl Metrics {
             produced: Family::default(),
             produce_errors: Family::default(),
             handle_seconds: Family::new_with_constructor(handle_histogram as fn() -> Histogram),
+            consumer_restarts: Family::default(),
         };
         registry.register(
             "events_consumed",
@@ -73,6 +82,11 @@ impl Metrics {
             "event_handle_seconds",
             "Time to handle one event until its effect is durable",
             kafka.handle_seconds.clone(),
+        );
+        registry.register(
+            "kafka_consumer_restarts",
+            "Kafka consumer clients restarted by their supervisor, by group",
+            kafka.consumer_restarts.clone(),
         );
         let info: Family<Vec<(String, String)>, Counter> = Family::default();
         info.get_or_create(&vec![

@@ -9,8 +9,9 @@ use crate::{
     auth::{Gate, RemoteVerifier, ServiceKeys},
     config::{RuntimeArgs, config_error},
     grpc,
-    kafka::{self, Handler, KafkaConfig, Producer},
+    kafka::{self, ConsumerSpec, Handler, KafkaConfig, Producer},
     metrics::Metrics,
+    readiness::Readiness,
     telemetry::{self, TelemetryGuard},
 };
 
@@ -21,6 +22,8 @@ pub struct Service {
     pub kafka: KafkaConfig,
     pub producer: Producer,
     pub lifecycle: Lifecycle,
+    /// What keeps this service from being ready (NOT_SERVING while any holds).
+    pub readiness: Readiness,
     /// This service's share of the deployment's service secret.
     pub keys: Arc<ServiceKeys>,
     auth_url: String,
@@ -37,12 +40,31 @@ impl Service {
         let kafka = KafkaConfig::from(rt);
         kafka::ensure_topics(&kafka).await?;
         let producer = Producer::new(&kafka, metrics.kafka.clone())?;
+        let readiness = Readiness::new();
+        metrics.register(
+            "unready",
+            "1 while the condition keeps the service from being ready (NOT_SERVING)",
+            readiness.gauge(),
+        );
+        metrics.register(
+            "kafka_producer_rebuilds",
+            "Producers replaced after a fatal error",
+            producer.rebuilds(),
+        );
+        let mut lifecycle = Lifecycle::new(rt.shutdown_grace());
+        lifecycle.spawn(
+            "producer-watch",
+            producer
+                .clone()
+                .watch(readiness.clone(), lifecycle.shutdown.clone()),
+        );
         Ok(Self {
             name,
             metrics,
             kafka,
             producer,
-            lifecycle: Lifecycle::new(rt.shutdown_grace()),
+            lifecycle,
+            readiness,
             keys,
             auth_url: rt.auth_url.clone(),
             telemetry,
@@ -64,15 +86,16 @@ impl Service {
 
     /// Consumes topics given by full name (prefix included).
     pub fn consume_full_names(&mut self, names: Vec<String>, handler: Arc<dyn Handler>) {
-        let fut = kafka::run_consumer(
+        let spec = ConsumerSpec::new(
             self.kafka.clone(),
             self.kafka.group(self.name),
             names,
             handler,
             self.producer.clone(),
             self.metrics.kafka.clone(),
-            self.lifecycle.shutdown.clone(),
+            self.readiness.clone(),
         );
+        let fut = kafka::run_consumer(spec, self.lifecycle.shutdown.clone());
         self.lifecycle.spawn("kafka-consumer", fut);
     }
 
@@ -112,6 +135,19 @@ impl Service {
             self.metrics.clone().serve(metrics_listener, shutdown),
         );
         health.set(true).await;
+        // Readiness follows the conditions (broker, database, consumer) from now on.
+        let mut ready = self.readiness.watch();
+        let (follow, stop) = (health.clone(), self.lifecycle.shutdown.clone());
+        self.lifecycle.spawn("readiness", async move {
+            loop {
+                let now = *ready.borrow_and_update();
+                follow.set_ready(now).await;
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    changed = ready.changed() => if changed.is_err() { return Ok(()) },
+                }
+            }
+        });
         tracing::info!(service = self.name, %grpc_addr, %metrics_addr, "serving");
         let code = self.lifecycle.run(Some(health)).await;
         self.telemetry.shutdown();

@@ -1,7 +1,8 @@
 //! Metrics: counts every event on every topic (dead-letter topics included), per shop.
 //!
-//! * consumes every `kefu.*` topic and its `.dlq` twin; each delivery is counted once
-//!   (deduplicated on topic/partition/offset in the same transaction as the count);
+//! * consumes every `kefu.*` topic and its `.dlq` twin; each event is counted once per topic
+//!   (deduplicated on its event id — on topic/partition/offset when it has none — in the same
+//!   transaction as the count), however often it was delivered;
 //! * Prometheus `kefu_topic_events_total{topic}` on the metrics port;
 //! * gRPC `kefu.metrics.v1.MetricsService/GetTopicCounts`: a shop's key sees its own counts,
 //!   the operator every shop's.
@@ -117,12 +118,18 @@ impl Handler for Counting {
             .to_owned();
         // Undecodable events are counted too (under shop ""), never dead-lettered here:
         // metrics only observes.
-        let shop_id = <MetaOnly as prost::Message>::decode(d.payload.as_slice())
+        let meta = <MetaOnly as prost::Message>::decode(d.payload.as_slice())
             .ok()
             .and_then(|m| m.meta)
-            .map(|m| m.shop_id)
             .unwrap_or_default();
-        let delivery_id = format!("{}/{}/{}", d.topic, d.partition, d.offset);
+        // An event counts once per topic whatever delivered it again (an outbox relay's
+        // republish, a dead-letter replay); one without an id once per delivery.
+        let delivery_id = if meta.event_id.is_empty() {
+            format!("{}/{}/{}", d.topic, d.partition, d.offset)
+        } else {
+            format!("{}#{}", d.topic, meta.event_id)
+        };
+        let shop_id = meta.shop_id;
         let txn = kefu_runtime::db::begin_write(&self.db).await?;
         let inserted = seen_event::Entity::insert(seen_event::ActiveModel {
             delivery_id: Set(delivery_id),

@@ -288,7 +288,7 @@ impl OrderSyncService for Api {
         let out = store::upsert_order(&self.c.db, &shop_id, &doc, "grpc")
             .await
             .map_err(ApiError::from)?;
-        self.c.publish().await;
+        self.c.publish();
         let stored = store::load_order(&self.c.db, &shop_id, &o.order_id)
             .await
             .map_err(ApiError::from)?;
@@ -340,7 +340,7 @@ impl OrderSyncService for Api {
             v.add("line", "the import is empty");
             return Err(ApiError::from(v).into());
         }
-        self.c.publish().await;
+        self.c.publish();
         Ok(Response::new(ImportOrdersResponse {
             records: import.records,
             changed: import.changed,

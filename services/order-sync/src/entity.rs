@@ -254,6 +254,7 @@ pub mod migration {
                         .of::<super::shipment::Entity>()
                         .of::<super::commerce_event::Entity>(),
                 ),
+                Box::new(kefu_runtime::outbox::LeaseTable),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {

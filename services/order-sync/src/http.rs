@@ -23,11 +23,7 @@ use axum::{
 };
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use kefu_runtime::{
-    grpc::ApiError,
-    kafka::{KafkaConfig, Producer},
-    validate::Violations,
-};
+use kefu_runtime::{grpc::ApiError, validate::Violations};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -103,8 +99,8 @@ fn verify(secret: &str, body: &[u8], signature: &[u8]) -> bool {
 pub struct Connectors {
     pub db: DatabaseConnection,
     pub secrets: Secrets,
-    pub producer: Producer,
-    pub kafka: KafkaConfig,
+    /// Wakes the commerce outbox relay (requests never wait for the broker).
+    pub nudge: kefu_runtime::outbox::Nudge,
 }
 
 type Shared = Arc<Connectors>;
@@ -142,11 +138,9 @@ impl Connectors {
         Err(ApiError::Unauthenticated(reason))
     }
 
-    /// Publishes the outbox now (after a change); on failure the relay publishes it later.
-    pub async fn publish(&self) {
-        if let Err(e) = store::publish_pending(&self.db, &self.producer, &self.kafka).await {
-            tracing::warn!(error = %e, "commerce outbox publish failed; the relay retries");
-        }
+    /// Has the relay publish what a change put in the outbox; returns at once.
+    pub fn publish(&self) {
+        self.nudge.nudge();
     }
 
     async fn store(&self, shop_id: &str, doc: Doc, source: &str) -> Result<Value, ApiError> {
@@ -262,7 +256,7 @@ async fn shopify_inner(
         // Shopify retries anything but 2xx; topics we do not use are acknowledged and ignored.
         other => return Ok(json!({"status": "ignored", "topic": other})),
     };
-    c.publish().await;
+    c.publish();
     Ok(json!({"status": "ok", "result": result}))
 }
 
@@ -334,7 +328,7 @@ async fn webhook_inner(
     for doc in parsed {
         results.push(c.store(shop_id, doc, "webhook").await?);
     }
-    c.publish().await;
+    c.publish();
     Ok(json!({"status": "ok", "results": results}))
 }
 

@@ -19,7 +19,7 @@ pub mod http;
 pub mod model;
 pub mod store;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use clap::Parser;
 use entity::migration::Migrator;
@@ -66,27 +66,23 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }),
         None => http::Secrets::default(),
     };
-    let svc = Service::start(SERVICE, &args.runtime).await?;
+    let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    let relay = kefu_runtime::outbox::Relay::new("commerce-events", db.clone());
     let connectors = Arc::new(http::Connectors {
         db: db.clone(),
         secrets,
-        producer: svc.producer.clone(),
-        kafka: svc.kafka.clone(),
+        nudge: relay.nudger(),
     });
-    let mut svc = svc;
     let shutdown = svc.lifecycle.shutdown.clone();
-    let relay = connectors.clone();
-    let relay_shutdown = shutdown.clone();
-    svc.lifecycle.spawn("commerce-outbox", async move {
-        loop {
-            tokio::select! {
-                _ = relay_shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            relay.publish().await;
-        }
-    });
+    let (producer, kafka) = (svc.producer.clone(), svc.kafka.clone());
+    svc.lifecycle.spawn(
+        "commerce-outbox",
+        relay.run(shutdown.clone(), move || {
+            let (db, producer, kafka) = (db.clone(), producer.clone(), kafka.clone());
+            async move { store::publish_pending(&db, &producer, &kafka).await }
+        }),
+    );
     let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;
     svc.lifecycle.spawn(
         "http",

@@ -1,8 +1,8 @@
 //! Persistence of identities, conversations, messages and replies.
 use chrono::{Duration, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
 use crate::{
@@ -144,8 +144,8 @@ pub async fn accept(
 /// Stores a new message, or finds the one with the same idempotency key. The message joins
 /// the customer's conversation unless it has been idle for `idle`; then a new conversation
 /// starts, linked to the old one. Customer, conversation and message are written in one
-/// transaction: one commit instead of five, and (on SQLite, where it holds the write lock
-/// from the start) two first messages of one customer cannot open two conversations.
+/// transaction (one commit instead of five) that holds the customer's lock
+/// ([`db::lock_key`]), so two first messages of one customer cannot open two conversations.
 pub async fn accept_with_idle(
     db: &DatabaseConnection,
     idle: Duration,
@@ -165,6 +165,9 @@ pub async fn accept_with_idle(
     }
     let txn = db::begin_write(db).await?;
     let customer_id = customer_for(&txn, shop_id, channel, channel_user_id).await?;
+    // One customer's simultaneous first messages must find one conversation, not open one
+    // each (PostgreSQL; SQLite serialises every write transaction already).
+    db::lock_key(&txn, &format!("kefu.conversation/{shop_id}/{customer_id}")).await?;
     let conversation_id = conversation_for(&txn, shop_id, &customer_id, idle).await?;
     let now = Utc::now();
     let model = message::Model {
@@ -352,17 +355,10 @@ pub async fn store_reply(
         _ => return Err(DbErr::Custom("shop_id required".into())),
     };
     let txn = kefu_runtime::db::begin_write(db).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Cursors come from a sequence, which PostgreSQL hands out in insert order, not commit
-        // order. Serialising a shop's reply inserts makes its cursors commit in order, so a
-        // subscriber that has seen cursor N can never miss a later-committed N-1.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            [format!("kefu.replies/{shop_id}").into()],
-        ))
-        .await?;
-    }
+    // Cursors come from a sequence, which PostgreSQL hands out in insert order, not commit
+    // order. Serialising a shop's reply inserts makes its cursors commit in order, so a
+    // subscriber that has seen cursor N can never miss a later-committed N-1.
+    kefu_runtime::db::lock_key(&txn, &format!("kefu.replies/{shop_id}")).await?;
     let inserted = reply::Entity::insert(r)
         .on_conflict(
             OnConflict::column(reply::Column::ReplyId)

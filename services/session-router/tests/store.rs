@@ -426,29 +426,61 @@ async fn lookups_have_indexes(db: &DatabaseConnection) {
     }
 }
 
-/// Eight first messages of one customer accepted at once join one conversation. On SQLite the
-/// accept transaction takes the write lock at its start, so the second sees the first's
-/// conversation (with autocommitted steps, several found none and each opened one).
-/// PostgreSQL's read-committed transactions do not serialise this; it is not claimed there.
+/// Eight first messages of one customer accepted at once join one conversation, on both
+/// databases. SQLite's accept transaction takes the write lock at its start; on PostgreSQL
+/// the transaction takes the customer's advisory lock (read-committed alone let several find
+/// no conversation and each open one).
+async fn simultaneous_first_messages_share_a_conversation(db: DatabaseConnection) {
+    use kefu_session_router::entity::{conversation, conversation_state};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    // Rounds of 16 at once, each for a known customer whose conversation was closed: the
+    // identity exists, so nothing but the customer's lock serialises the next messages.
+    for round in 0..5 {
+        let user = format!("burst-{round}");
+        let first = store::accept(&db, "s1", "web", &user, "m-first", "hi")
+            .await
+            .expect("accept");
+        conversation::Entity::update_many()
+            .col_expr(
+                conversation::Column::State,
+                Expr::value(conversation_state::CLOSED),
+            )
+            .filter(conversation::Column::ConversationId.eq(first.message.conversation_id.clone()))
+            .exec(&db)
+            .await
+            .expect("close");
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (db, user) = (db.clone(), user.clone());
+                tokio::spawn(async move {
+                    store::accept(&db, "s1", "web", &user, &format!("m{i}"), "hi")
+                        .await
+                        .expect("accept")
+                        .message
+                        .conversation_id
+                })
+            })
+            .collect();
+        let mut conversations = Vec::new();
+        for t in tasks {
+            conversations.push(t.await.expect("task"));
+        }
+        conversations.sort();
+        conversations.dedup();
+        assert_eq!(conversations.len(), 1, "round {round}: {conversations:?}");
+        assert_ne!(
+            conversations[0], first.message.conversation_id,
+            "a new one after the closed one"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_first_messages_share_a_conversation_on_sqlite() {
-    let db = sqlite().await;
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                store::accept(&db, "s1", "web", "burst", &format!("m{i}"), "hi")
-                    .await
-                    .expect("accept")
-                    .message
-                    .conversation_id
-            })
-        })
-        .collect();
-    let mut conversations = Vec::new();
-    for t in tasks {
-        conversations.push(t.await.expect("task"));
-    }
-    conversations.dedup();
-    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    simultaneous_first_messages_share_a_conversation(sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_first_messages_share_a_conversation_on_postgres() {
+    simultaneous_first_messages_share_a_conversation(postgres().await).await;
 }

@@ -140,6 +140,7 @@ pub mod migration {
                         .of::<super::ticket_message::Entity>()
                         .of::<super::ticket_event::Entity>(),
                 ),
+                Box::new(kefu_runtime::outbox::LeaseTable),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {

@@ -68,27 +68,25 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50055, 9185);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    let relay = kefu_runtime::outbox::Relay::new("ticket-events", db.clone());
+    let nudge = relay.nudger();
     let handler = Arc::new(Escalations {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
         db: db.clone(),
         sla: chrono::Duration::minutes(args.sla_minutes),
+        nudge: nudge.clone(),
     });
     svc.consume(&[topics::ESCALATIONS], handler);
+    let (rdb, producer, kafka) = (db.clone(), svc.producer.clone(), svc.kafka.clone());
     svc.lifecycle.spawn(
         "ticket-outbox",
-        workflow::relay(
-            db.clone(),
-            svc.producer.clone(),
-            svc.kafka.clone(),
-            svc.lifecycle.shutdown.clone(),
-        ),
+        relay.run(svc.lifecycle.shutdown.clone(), move || {
+            let (db, producer, kafka) = (rdb.clone(), producer.clone(), kafka.clone());
+            async move { workflow::publish_pending(&db, &producer, &kafka).await }
+        }),
     );
-    let api = Api {
-        db,
-        kafka: svc.kafka.clone(),
-        producer: svc.producer.clone(),
-    };
+    let api = Api { db, nudge };
     let routes = Routes::new(Guard::new(
         TicketServiceServer::new(api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
         svc.remote_gate(),
@@ -102,6 +100,7 @@ pub struct Escalations {
     producer: Producer,
     db: DatabaseConnection,
     sla: chrono::Duration,
+    nudge: kefu_runtime::outbox::Nudge,
 }
 
 impl Escalations {
@@ -160,10 +159,8 @@ impl Handler for Escalations {
             }
             Err(e) => return Err(e.into()),
         };
-        // The OPENED event is in the outbox; publishing it now saves the relay's delay.
-        if let Err(e) = workflow::publish_pending(&self.db, &self.producer, &self.kafka).await {
-            tracing::warn!(error = %e, "ticket outbox publish failed; the relay retries");
-        }
+        // The OPENED event is in the outbox: the relay publishes it now.
+        self.nudge.nudge();
         match escalated {
             workflow::Escalated::Opened(t) => {
                 // Produced on replays too: the ticket may have been stored before a crash that
@@ -209,8 +206,8 @@ fn to_proto(t: ticket::Model) -> Ticket {
 /// gRPC API.
 pub struct Api {
     pub db: DatabaseConnection,
-    pub kafka: KafkaConfig,
-    pub producer: Producer,
+    /// Wakes the outbox relay after a change (the API never waits for the broker).
+    pub nudge: kefu_runtime::outbox::Nudge,
 }
 
 /// The agents' API: the shop's key (its back office) or an agent token; never a service or
@@ -239,24 +236,8 @@ impl Api {
         let shop_id = caller.shop(shop_id)?;
         let agent_id = caller.agent(agent_id, "agent_id")?;
         let t = workflow::finish(&self.db, &shop_id, ticket_id, &agent_id, to).await?;
-        self.publish().await;
+        self.nudge.nudge();
         Ok(to_proto(t))
-    }
-
-    /// Sends what the change put in the outbox now; on failure the relay sends it later.
-    async fn publish(&self) {
-        let sent = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            workflow::publish_pending(&self.db, &self.producer, &self.kafka),
-        )
-        .await;
-        match sent {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "ticket outbox publish failed; the relay retries")
-            }
-            Err(_) => tracing::warn!("ticket outbox publish timed out; the relay retries"),
-        }
     }
 }
 
@@ -387,7 +368,7 @@ impl TicketService for Api {
             &req.request_id,
         )
         .await?;
-        self.publish().await;
+        self.nudge.nudge();
         Ok(Response::new(ReplyToTicketResponse {
             ticket: Some(to_proto(t)),
             reply_id,

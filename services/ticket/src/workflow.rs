@@ -2,7 +2,6 @@
 //! person, answered by agents, handed back or closed. Each change is one transaction that also
 //! writes its event to the `ticket_events` outbox; [`publish_pending`] sends the outbox to
 //! Kafka (after the commit, and from a relay for anything a crash or an outage left behind).
-use std::time::Duration;
 
 use chrono::Utc;
 use kefu_proto::events::v1::{
@@ -365,24 +364,4 @@ pub async fn publish_pending(
         n += 1;
     }
     Ok(n)
-}
-
-/// Publishes the outbox every second until shutdown.
-pub async fn relay(
-    db: DatabaseConnection,
-    producer: Producer,
-    kafka: KafkaConfig,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        match publish_pending(&db, &producer, &kafka).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(events = n, "ticket outbox relay published"),
-            Err(e) => tracing::warn!(error = %e, "ticket outbox relay failed; retrying"),
-        }
-    }
 }
