@@ -6,6 +6,7 @@
 //! * `kefu orders import FILE` — bulk-import orders (JSON lines or CSV) into order-sync.
 //! * `kefu shops create|list|reset-key` — the operator's shop administration.
 //! * `kefu agents issue|list|revoke` — a shop's tokens for its agents.
+//! * `kefu dlq list|replay --topic T [--since] [--shop]` — dead letters, and re-publishing them.
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
@@ -85,11 +86,118 @@ enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Dead letters: list them, re-publish them to their original topic (once).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+}
+
+/// Which dead letters, and where the broker is (every `KEFU_KAFKA_…` setting of the services).
+#[derive(Args)]
+struct DlqTarget {
+    /// The topic whose dead letters to read (`kefu.conversation.inbound.v1`; `.dlq` optional).
+    #[arg(long)]
+    topic: String,
+    /// Only letters that failed since: an RFC 3339 time or an age (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only letters of this shop.
+    #[arg(long)]
+    shop: Option<String>,
+    #[command(flatten)]
+    runtime: kefu_runtime::config::RuntimeArgs,
+}
+
+impl DlqTarget {
+    fn parts(&self) -> anyhow::Result<(KafkaConfig, kafka::dlq::Filter)> {
+        let since = match &self.since {
+            Some(s) => Some(
+                kafka::dlq::parse_since(s, chrono::Utc::now())
+                    .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
+            ),
+            None => None,
+        };
+        let cfg = KafkaConfig::from(&self.runtime);
+        Ok((
+            cfg,
+            kafka::dlq::Filter {
+                since,
+                shop: self.shop.clone(),
+            },
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters: where and when they failed, why, the shop, and whether an earlier
+    /// replay re-published them.
+    List {
+        #[command(flatten)]
+        target: DlqTarget,
+    },
+    /// Re-publish dead letters to their original topic, unchanged (handlers dedupe on the
+    /// event id); letters an earlier replay re-published are skipped.
+    Replay {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// Only list what would be re-published.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { target } => {
+            let (cfg, filter) = target.parts()?;
+            let letters = kafka::dlq::list(&cfg, &target.topic, &filter).await?;
+            for d in &letters {
+                println!(
+                    "{}\t{}\t{}\tshop={}\tevent={}\t{}\t{}",
+                    d.id(),
+                    d.failed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    d.kind,
+                    d.shop_id,
+                    d.event_id,
+                    if d.replayed { "replayed" } else { "pending" },
+                    d.error
+                );
+            }
+            println!("{} dead letter(s)", letters.len());
+        }
+        DlqCommand::Replay { target, dry_run } => {
+            let (cfg, filter) = target.parts()?;
+            if dry_run {
+                let letters = kafka::dlq::list(&cfg, &target.topic, &filter).await?;
+                let pending: Vec<_> = letters.iter().filter(|d| !d.replayed).collect();
+                for d in &pending {
+                    println!("would replay {} to {}", d.id(), d.original_topic);
+                }
+                println!(
+                    "{} to replay, {} replayed before",
+                    pending.len(),
+                    letters.len() - pending.len()
+                );
+                return Ok(());
+            }
+            let producer =
+                kafka::Producer::new(&cfg, kefu_runtime::metrics::Metrics::new("kefu-cli").kafka)?;
+            let r = kafka::dlq::replay(&cfg, &producer, &target.topic, &filter).await?;
+            producer.flush(Duration::from_secs(10));
+            println!(
+                "replayed {}, skipped {} (replayed before)",
+                r.replayed, r.skipped
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -747,6 +855,7 @@ async fn main() {
                 },
         } => import_orders(file, format, shop, key, url).await,
         Command::Shops { operator, command } => shops(operator, command).await,
+        Command::Dlq { command } => dlq(command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

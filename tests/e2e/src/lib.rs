@@ -363,6 +363,26 @@ impl Mesh {
             .api_key
     }
 
+    /// session-router's database URL (PostgreSQL), for tests that repair or inspect its rows.
+    pub fn session_db_url(&self) -> &str {
+        &self.session_db
+    }
+
+    /// Runs the `kefu` CLI against this mesh's broker and topics; (success, stdout, stderr).
+    pub fn kefu(&self, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(bin_dir().join("kefu"))
+            .args(args)
+            .env("KEFU_KAFKA_BROKERS", brokers())
+            .env("KEFU_TOPIC_PREFIX", &self.prefix)
+            .output()
+            .expect("kefu");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// A connection to a service's gRPC port.
     pub async fn channel(&self, service: &str) -> Channel {
         Channel::from_shared(self.grpc_url(service))
