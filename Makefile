@@ -7,7 +7,7 @@ help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 run: ## Bring up the whole mesh locally (tansu + SQLite under .kefu/); Ctrl-C stops it
-	@scripts/run-local.sh
+	@KEFU_PARENT_PID=$$PPID scripts/run-local.sh
 
 test: ## Run every test: unit, integration and end-to-end against a real broker, PostgreSQL and SQLite
 	@scripts/test.sh

@@ -23,18 +23,33 @@ fi
 BIN=target/$PROFILE
 
 pids=()
+# Who started us: `make` (Makefile passes its pid) or the shell. If it goes away (SIGTERM or
+# SIGHUP to `make run`, which does not pass them on), everything stops too.
+parent=${KEFU_PARENT_PID:-$PPID}
+stopping=0
 stop() {
-  trap - INT TERM EXIT
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap '' INT TERM HUP PIPE
+  # The terminal or pipe we printed to may be gone (Ctrl-C on `make run | tee run.log` ends
+  # tee first): from here on, write to a file, or a write to the closed pipe would end this
+  # handler before it stopped anything.
+  exec >>"$STATE/logs/run-local.log" 2>&1
   log "stopping services"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -f "$STATE/broker/broker.pid" ]; then
-    kill -TERM "$(cat "$STATE/broker/broker.pid")" 2>/dev/null || true
+    local bpid
+    bpid=$(cat "$STATE/broker/broker.pid")
+    kill -TERM "$bpid" 2>/dev/null || true
+    # tansu may linger on SIGTERM while clients are connected: it gets 10 s, then SIGKILL.
+    for _ in $(seq 1 100); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$bpid" 2>/dev/null || true
     rm -f "$STATE/broker/broker.pid"
   fi
   log "stopped; data kept in $STATE/"
 }
-trap 'stop; exit 0' INT TERM
+trap 'stop; exit 0' INT TERM HUP
 trap stop EXIT
 
 if port_open "$BROKER_PORT" && [ ! -f "$STATE/broker/broker.pid" ]; then
@@ -126,13 +141,27 @@ Questions to try in kefu chat (the answers come from the demo orders):
 MSG
 
 log "demo: sending one message through the whole mesh"
+# A new demo customer every run: an earlier run's demo customer may be with a person by now
+# (the same question three times hands the conversation over), and then the bot is silent.
 demo_id="demo-$(date +%s)"
 curl -s -X POST 127.0.0.1:8080/v1/messages \
   -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
-  -d "{\"shop_id\":\"demo\",\"channel\":\"web\",\"channel_user_id\":\"make-run\",\"channel_message_id\":\"$demo_id\",\"text\":\"Where is my parcel?\",\"wait_ms\":10000}" || true
+  -d "{\"shop_id\":\"demo\",\"channel\":\"web\",\"channel_user_id\":\"make-run-$demo_id\",\"channel_message_id\":\"$demo_id\",\"text\":\"Where is my parcel?\",\"wait_ms\":10000}" || true
 echo
 echo
 log "running; Ctrl-C stops everything"
-wait -n "${pids[@]}" || true
-echo "a service exited; logs are in $STATE/logs/" >&2
-exit 1
+while :; do
+  if ! kill -0 "$parent" 2>/dev/null; then
+    log "the process that started make run ($parent) is gone; stopping"
+    exit 0
+  fi
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "a service exited; logs are in $STATE/logs/" >&2
+      exit 1
+    fi
+  done
+  # A background sleep: signals are handled at once, not after it.
+  sleep 1 &
+  wait $! || true
+done

@@ -10,7 +10,11 @@
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
-use std::{collections::HashSet, path::PathBuf, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -661,6 +665,56 @@ impl Customer {
     }
 }
 
+/// Why a message got no reply in time, from the conversation's state.
+async fn why_no_reply(
+    c: &Customer,
+    client: &mut SessionRouterServiceClient<Channel>,
+    key: &str,
+    conversation_id: &str,
+    waited: u64,
+) -> String {
+    use kefu_proto::session::v1::GetConversationRequest;
+    let conv = client
+        .get_conversation(
+            match c.request(
+                key,
+                GetConversationRequest {
+                    shop_id: c.shop.clone(),
+                    conversation_id: conversation_id.to_owned(),
+                },
+            ) {
+                Ok(r) => r,
+                Err(e) => return format!("no reply within {waited}s ({e})"),
+            },
+        )
+        .await;
+    let Ok(conv) = conv else {
+        return format!("no reply within {waited}s, and the conversation cannot be read");
+    };
+    let Some(conv) = conv.into_inner().conversation else {
+        return format!("no reply within {waited}s");
+    };
+    let ticket = if conv.open_ticket_id.is_empty() {
+        String::new()
+    } else {
+        format!(", ticket {}", conv.open_ticket_id)
+    };
+    match conv.state.as_str() {
+        "waiting_for_human" => format!(
+            "no reply within {waited}s: this conversation is waiting for a person{ticket}; the bot stays silent until an agent replies, hands it back or closes it (kefu.ticket.v1.TicketService)"
+        ),
+        "human" => format!(
+            "no reply within {waited}s: a person has this conversation{ticket}; their reply arrives here when they send it"
+        ),
+        "closed" => format!(
+            "no reply within {waited}s: the conversation {conversation_id} is closed; your next message opens a new one"
+        ),
+        state => format!(
+            "no reply within {waited}s (conversation {conversation_id} is '{state}'): the mesh has the message but has not answered yet; is every service SERVING? (kefu health 127.0.0.1:50051 … :50057)"
+        ),
+    }
+}
+
 fn print_reply(r: &Reply) {
     let who = match r.source.as_str() {
         "bot" => "bot",
@@ -691,9 +745,11 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
     let key = c.key()?;
     let mut client = c.client().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
-    let mut pending: HashSet<String> = HashSet::new();
-    let mut subscribed = false;
+    // Messages waiting for their reply: when sent, in which conversation, explained yet.
+    let mut pending: HashMap<String, (tokio::time::Instant, String, bool)> = HashMap::new();
+    let mut subscribed: HashSet<String> = HashSet::new();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     println!(
         "Chatting with shop '{}' as {}:{} — type a message, Ctrl-D to quit.",
         if c.shop.is_empty() {
@@ -712,9 +768,9 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
                 if text.is_empty() { continue; }
                 match c.send(&mut client, &key, text, random_id()).await {
                     Ok((message_id, conversation_id)) => {
-                        pending.insert(message_id);
-                        if !subscribed {
-                            subscribed = true;
+                        pending.insert(message_id, (tokio::time::Instant::now(), conversation_id.clone(), false));
+                        // A new conversation (the old one was closed) gets its own stream.
+                        if subscribed.insert(conversation_id.clone()) {
                             let mut sub = client.clone();
                             let req = c.request(&key, SubscribeRequest {
                                 shop_id: c.shop.clone(),
@@ -740,7 +796,18 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
                 }
             }
             Some(r) = rx.recv() => {
-                if pending.remove(&r.message_id) { print_reply(&r); }
+                if pending.remove(&r.message_id).is_some() { print_reply(&r); }
+            }
+            _ = tick.tick() => {
+                // Say once why a message has had no reply for 10 s.
+                let overdue: Vec<(String, String)> = pending
+                    .iter_mut()
+                    .filter(|(_, (at, _, told))| !*told && at.elapsed() > Duration::from_secs(10))
+                    .map(|(id, (_, conv, told))| { *told = true; (id.clone(), conv.clone()) })
+                    .collect();
+                for (_, conv) in overdue {
+                    println!("kefu> {}", why_no_reply(&c, &mut client, &key, &conv, 10).await);
+                }
             }
         }
     }
@@ -749,7 +816,7 @@ async fn chat(c: Customer) -> anyhow::Result<()> {
     tokio::pin!(deadline);
     while !pending.is_empty() {
         tokio::select! {
-            Some(r) = rx.recv() => if pending.remove(&r.message_id) { print_reply(&r) },
+            Some(r) = rx.recv() => if pending.remove(&r.message_id).is_some() { print_reply(&r) },
             _ = &mut deadline => break,
         }
     }
@@ -768,7 +835,7 @@ async fn send_one(c: Customer, text: String, id: Option<String>, wait: u64) -> a
             &key,
             SubscribeRequest {
                 shop_id: c.shop.clone(),
-                conversation_id,
+                conversation_id: conversation_id.clone(),
                 after_cursor: 0,
                 channel: String::new(),
             },
@@ -792,7 +859,10 @@ async fn send_one(c: Customer, text: String, id: Option<String>, wait: u64) -> a
             Ok(())
         }
         Ok(Err(e)) => Err(e),
-        _ => bail!("no reply within {wait}s"),
+        _ => bail!(
+            "{}",
+            why_no_reply(&c, &mut client, &key, &conversation_id, wait).await
+        ),
     }
 }
 
