@@ -5,6 +5,8 @@
 //! groups, SQLite files and PostgreSQL database, so tests run side by side on one broker.
 #![forbid(unsafe_code)]
 
+pub mod backends;
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -129,6 +131,8 @@ struct Proc {
 /// A running mesh.
 pub struct Mesh {
     pub prefix: String,
+    /// The broker the services use.
+    pub brokers: String,
     pub dir: PathBuf,
     pub api_key: String,
     /// The operator token (admin API).
@@ -146,16 +150,34 @@ pub struct Mesh {
 impl Mesh {
     /// Starts every service and waits until all report SERVING.
     pub async fn start(tag: &str) -> Mesh {
+        Self::start_on(tag, None, None).await
+    }
+
+    /// Starts every service against a broker and PostgreSQL of the test's own (which it may
+    /// crash and restart), instead of the shared ones.
+    pub async fn start_on(
+        tag: &str,
+        broker: Option<&backends::PrivateBroker>,
+        postgres: Option<&backends::PrivatePostgres>,
+    ) -> Mesh {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("e2e-{tag}-{}.", &id[..8]);
         let dir = std::env::temp_dir().join(format!("kefu-e2e-{tag}-{}", &id[..8]));
         std::fs::create_dir_all(&dir).expect("test dir");
-        let session_db = kefu_runtime::db::fresh_test_postgres(tag)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-        let order_db = kefu_runtime::db::fresh_test_postgres(&format!("{tag}_orders"))
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
+        let (session_db, order_db) = match postgres {
+            Some(pg) => (
+                pg.database(&format!("kefu_{}_router", &id[..8])).await,
+                pg.database(&format!("kefu_{}_orders", &id[..8])).await,
+            ),
+            None => (
+                kefu_runtime::db::fresh_test_postgres(tag)
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)"),
+                kefu_runtime::db::fresh_test_postgres(&format!("{tag}_orders"))
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)"),
+            ),
+        };
         std::fs::write(
             dir.join("connector-secrets"),
             format!(
@@ -168,6 +190,7 @@ impl Mesh {
         std::fs::write(dir.join("operator-token"), &operator_token).expect("operator token");
         let mut mesh = Mesh {
             prefix,
+            brokers: broker.map(|b| b.brokers()).unwrap_or_else(brokers),
             dir,
             api_key: String::new(),
             operator_token,
@@ -252,7 +275,7 @@ impl Mesh {
             .expect("log file");
         let log_start = log.metadata().expect("log file").len();
         let mut cmd = Command::new(bin_dir().join(format!("kefu-{service}")));
-        cmd.env("KEFU_KAFKA_BROKERS", brokers())
+        cmd.env("KEFU_KAFKA_BROKERS", &self.brokers)
             .env("KEFU_TOPIC_PREFIX", &self.prefix)
             .env("KEFU_TOPIC_PARTITIONS", "2")
             .env("KEFU_KAFKA_SESSION_TIMEOUT_MS", "6000")
@@ -372,7 +395,7 @@ impl Mesh {
     pub fn kefu(&self, args: &[&str]) -> (bool, String, String) {
         let out = std::process::Command::new(bin_dir().join("kefu"))
             .args(args)
-            .env("KEFU_KAFKA_BROKERS", brokers())
+            .env("KEFU_KAFKA_BROKERS", &self.brokers)
             .env("KEFU_TOPIC_PREFIX", &self.prefix)
             .output()
             .expect("kefu");
@@ -381,6 +404,23 @@ impl Mesh {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// The service's readiness: its named gRPC health (None when it does not answer).
+    pub async fn ready(&self, service: &str) -> Option<bool> {
+        let ch = Channel::from_shared(self.grpc_url(service))
+            .ok()?
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .ok()?;
+        let r = HealthClient::new(ch)
+            .check(HealthCheckRequest {
+                service: self.procs[service].service.to_owned(),
+            })
+            .await
+            .ok()?;
+        Some(r.into_inner().status == ServingStatus::Serving as i32)
     }
 
     /// A connection to a service's gRPC port.

@@ -18,10 +18,11 @@
 //!   or is rejected goes to `<topic>.dlq` at once. A transient failure (database or broker
 //!   unavailable) is retried without limit, with backoff; an event failing for longer than
 //!   [`STUCK`] makes the consumer's readiness condition hold (NOT_SERVING) until it succeeds.
-//! * **Supervised.** A partition task that dies, a client with no broker for a while and a
-//!   partition that has unread events but delivers none for [`STALL`] (the group lost its
-//!   assignment: seen with tansu after the broker was paused) restart the whole client: it
-//!   rejoins the group and continues from the committed offsets.
+//! * **Supervised.** A partition task that dies, a partition that has unread events but
+//!   delivers none for [`STALL`], and a group in which nobody consumes (nothing assigned to
+//!   this client, unread events, committed offsets standing still: tansu 0.6 settles a group
+//!   like that when a member rejoins before its crashed predecessor expired) restart the whole
+//!   client: it rejoins the group and continues from the committed offsets.
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     sync::{
@@ -58,9 +59,10 @@ use crate::{
 pub const DRAIN: Duration = Duration::from_secs(10);
 /// An event failing this long makes the consumer not ready.
 pub const STUCK: Duration = Duration::from_secs(10);
-/// A partition with unread events that delivers none this long, or no broker this long,
-/// restarts the client.
-pub const STALL: Duration = Duration::from_secs(60);
+/// A partition with unread events that delivers none this long, a group that does not
+/// settle this long, or a client with nothing assigned while its group's committed offsets
+/// stand still behind unread events this long, restarts the client.
+pub const STALL: Duration = Duration::from_secs(30);
 
 /// What one consumer consumes and with what.
 #[derive(Clone)]
@@ -316,6 +318,8 @@ async fn consume_once(spec: &ConsumerSpec, shutdown: &CancellationToken) -> Resu
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut broker_lost: Option<Instant> = None;
     let mut unsettled: Option<Instant> = None;
+    // Nothing assigned since, and the group's committed offsets and lag seen then.
+    let mut idle: Option<(Instant, Option<GroupProgress>)> = None;
     let started = Instant::now();
     let result = loop {
         tokio::select! {
@@ -385,6 +389,27 @@ async fn consume_once(spec: &ConsumerSpec, shutdown: &CancellationToken) -> Resu
                 {
                     break Err(stalled);
                 }
+                // Nothing assigned here: is anyone consuming? Checked every STALL.
+                if !parts.is_empty() || !stats.broker_up {
+                    idle = None;
+                } else {
+                    let (since, seen) = idle.get_or_insert_with(|| (Instant::now(), None));
+                    if since.elapsed() > STALL {
+                        let now = group_progress(&consumer, &spec.topics).await;
+                        if let (Some(before), Some(now)) = (seen.as_ref(), now.as_ref())
+                            && now.unread > 0
+                            && now.committed == before.committed
+                        {
+                            break Err(format!(
+                                "nothing is assigned to this member and the group's committed offsets stood still for {} s with {} unread event(s)",
+                                since.elapsed().as_secs(),
+                                now.unread
+                            ));
+                        }
+                        *since = Instant::now();
+                        *seen = now;
+                    }
+                }
             }
         }
     };
@@ -401,6 +426,50 @@ async fn consume_once(spec: &ConsumerSpec, shutdown: &CancellationToken) -> Resu
     .await;
     tracing::info!(group = %spec.group, "consumer stopped");
     result
+}
+
+/// The group's committed offset of every partition of `topics`, and the events after them.
+#[derive(Debug, PartialEq)]
+struct GroupProgress {
+    committed: Vec<(String, i32, i64)>,
+    unread: i64,
+}
+
+async fn group_progress(consumer: &Arc<Client>, topics: &[String]) -> Option<GroupProgress> {
+    let (consumer, topics) = (consumer.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(5);
+        let mut tpl = TopicPartitionList::new();
+        let mut high = HashMap::new();
+        for t in &topics {
+            let md = consumer.fetch_metadata(Some(t), timeout).ok()?;
+            for p in md.topics().first()?.partitions() {
+                let (low, hi) = consumer.fetch_watermarks(t, p.id(), timeout).ok()?;
+                tpl.add_partition(t, p.id());
+                high.insert((t.clone(), p.id()), (low, hi));
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout).ok()?;
+        let mut out = GroupProgress {
+            committed: Vec::new(),
+            unread: 0,
+        };
+        for e in committed.elements() {
+            let (low, hi) = high[&(e.topic().to_owned(), e.partition())];
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            out.unread += (hi - at).max(0);
+            out.committed
+                .push((e.topic().to_owned(), e.partition(), at));
+        }
+        out.committed.sort();
+        Some(out)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// A partition this client owns that has unread events, none in flight, and has delivered

@@ -52,6 +52,23 @@ struct Inner {
     rebuilds: Counter,
 }
 
+/// Counts a send as waiting for the broker until it ends, also when the caller gives up on
+/// it (a timeout drops the future): the event is still queued, but nobody waits for it.
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// An idempotent producer; cheap to clone.
 #[derive(Clone)]
 pub struct Producer {
@@ -151,11 +168,11 @@ impl Producer {
             topic: topic.to_owned(),
         };
         let producer = self.producer();
-        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let waiting = InFlight::new(&self.inner);
         let sent = producer
             .send(record, Timeout::After(Duration::from_secs(30)))
             .await;
-        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         self.inner
             .last_progress_ms
             .store(now_ms(), Ordering::Relaxed);
