@@ -236,6 +236,13 @@ async fn under_load_restarts_and_crashes_lose_nothing_and_answer_once() {
         assert!(letters.is_empty(), "{t}: {letters:#?}");
     }
     assert!(!broker.panicked(), "the broker panicked");
+    // What the supervisors did (for the record; the assertions above are what matters).
+    for s in SERVICES {
+        let log = std::fs::read_to_string(mesh.dir.join(format!("{s}.log"))).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("restarting the Kafka consumer")) {
+            phase(&format!("{s}: {}", line.split("reason=").nth(1).unwrap_or(line)));
+        }
+    }
     drop(mesh);
     drop(pg);
 }
