@@ -391,6 +391,11 @@ impl Mesh {
         &self.session_db
     }
 
+    /// order-sync's database URL (PostgreSQL).
+    pub fn order_db_url(&self) -> &str {
+        &self.order_db
+    }
+
     /// Runs the `kefu` CLI against this mesh's broker and topics; (success, stdout, stderr).
     pub fn kefu(&self, args: &[&str]) -> (bool, String, String) {
         let out = std::process::Command::new(bin_dir().join("kefu"))

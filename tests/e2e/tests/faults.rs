@@ -136,6 +136,34 @@ async fn under_load_restarts_and_crashes_lose_nothing_and_answer_once() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", mesh.logs()));
     phase("every service NOT_SERVING");
+    // A connector's webhook is answered at once while the broker is away (the outbox
+    // publishes later); Shopify and the like retry requests that take seconds.
+    let scan =
+        json!({"format": "kefu.tracking.v1", "carrier": "SF", "tracking_number": "SF7000000000001",
+        "status": "in_transit", "location": "杭州", "at": chrono::Utc::now().to_rfc3339()})
+        .to_string();
+    let asked = std::time::Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/connectors/tracking/{SHOP}",
+            mesh.orders_url()
+        ))
+        .header(
+            "x-kefu-signature",
+            kefu_session_router::webhook::sign(kefu_e2e::WEBHOOK_SECRET, scan.as_bytes()),
+        )
+        .header("content-type", "application/json")
+        .body(scan)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("webhook answered");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the webhook waited {:?} for the broker",
+        asked.elapsed()
+    );
     tokio::time::sleep_until(down + Duration::from_secs(60)).await;
     broker.restart();
     phase("broker restarted");
@@ -236,11 +264,35 @@ async fn under_load_restarts_and_crashes_lose_nothing_and_answer_once() {
         assert!(letters.is_empty(), "{t}: {letters:#?}");
     }
     assert!(!broker.panicked(), "the broker panicked");
+    // The scan accepted while the broker was away was published once it was back.
+    let orders = kefu_runtime::db::connect(mesh.order_db_url())
+        .await
+        .expect("order-sync db");
+    use sea_orm::ConnectionTrait;
+    let row = orders
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "select count(*) as n from commerce_events where not published",
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    assert_eq!(
+        row.try_get::<i64>("", "n").expect("n"),
+        0,
+        "order-sync's outbox drained"
+    );
     // What the supervisors did (for the record; the assertions above are what matters).
     for s in SERVICES {
         let log = std::fs::read_to_string(mesh.dir.join(format!("{s}.log"))).unwrap_or_default();
-        for line in log.lines().filter(|l| l.contains("restarting the Kafka consumer")) {
-            phase(&format!("{s}: {}", line.split("reason=").nth(1).unwrap_or(line)));
+        for line in log
+            .lines()
+            .filter(|l| l.contains("restarting the Kafka consumer"))
+        {
+            phase(&format!(
+                "{s}: {}",
+                line.split("reason=").nth(1).unwrap_or(line)
+            ));
         }
     }
     drop(mesh);

@@ -126,6 +126,32 @@ async fn bot_human_hand_back_and_close() {
     assert_eq!(texts, ["我要转人工", "我的订单到哪了"], "{thread:?}");
     assert!(thread.iter().all(|m| m.author == "customer"));
 
+    // The customer's CLI says why no reply comes, and who has the conversation.
+    let out = std::process::Command::new(kefu_e2e::bin_dir().join("kefu"))
+        .args([
+            "send",
+            "--channel",
+            "wechat",
+            "--user",
+            "hand-1",
+            "--wait-secs",
+            "2",
+        ])
+        .args([
+            "--text",
+            "还在吗",
+            "--url",
+            &mesh.grpc_url("session-router"),
+        ])
+        .args(["--api-key", &mesh.api_key])
+        .output()
+        .expect("kefu send");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("waiting for a person") && err.contains(&ticket_id),
+        "{err}"
+    );
+
     // An agent answers (and retries the same request): the customer gets it once, from a human.
     let reply = |request_id: &str, text: &str| ReplyToTicketRequest {
         shop_id: SHOP.into(),
