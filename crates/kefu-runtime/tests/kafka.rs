@@ -27,16 +27,21 @@ use rdkafka::{
 };
 use tokio_util::sync::CancellationToken;
 
-fn config() -> KafkaConfig {
+/// A test's own topics (random prefix) on the test broker.
+fn config_with(concurrency: usize, partitions: i32) -> KafkaConfig {
     KafkaConfig {
         session_timeout_ms: 6000,
-        concurrency: 4,
+        concurrency,
         ..KafkaConfig::new(
             std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
             format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            1,
+            partitions,
         )
     }
+}
+
+fn config() -> KafkaConfig {
+    config_with(4, 1)
 }
 
 /// Fails according to the payload: `ok`, `flaky` (fails once), `reject` (poison), `garbage`
@@ -352,14 +357,7 @@ async fn produce_to(
 /// it has `concurrency` events in flight, the client (it is paused at the broker instead).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_partition_does_not_hold_back_another() {
-    let cfg = KafkaConfig {
-        concurrency: 2,
-        ..KafkaConfig::new(
-            std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
-            format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            2,
-        )
-    };
+    let cfg = config_with(2, 2);
     kafka::ensure_topics(&cfg).await.expect("topics");
     let topic = cfg.topic(topics::INBOUND);
     let raw: rdkafka::producer::FutureProducer = ClientConfig::new()
@@ -448,14 +446,7 @@ impl Handler for Member {
 /// no event is handled by both, and every event is handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalances_drain_before_a_partition_changes_hands() {
-    let cfg = KafkaConfig {
-        concurrency: 2,
-        ..KafkaConfig::new(
-            std::env::var("KEFU_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into()),
-            format!("rt-{}.", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-            2,
-        )
-    };
+    let cfg = config_with(2, 2);
     kafka::ensure_topics(&cfg).await.expect("topics");
     let topic = cfg.topic(topics::INBOUND);
     let raw: rdkafka::producer::FutureProducer = ClientConfig::new()

@@ -154,6 +154,20 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A PostgreSQL program, run as `postgres` when the test runs as root (PostgreSQL refuses
+/// to run as root).
+fn pg_command(argv: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).args(argv);
+        c
+    } else {
+        let mut c = Command::new(argv[0]);
+        c.args(&argv[1..]);
+        c
+    }
+}
+
 impl PrivatePostgres {
     pub fn start(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
@@ -189,18 +203,9 @@ impl PrivatePostgres {
         pg
     }
 
-    /// Runs a PostgreSQL program (as `postgres` when root).
+    /// Runs a PostgreSQL program to its end; it must succeed.
     fn run(&self, argv: &[&str]) {
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).args(argv);
-            c
-        } else {
-            let mut c = Command::new(argv[0]);
-            c.args(&argv[1..]);
-            c
-        };
-        let out = cmd.output().expect("PostgreSQL program");
+        let out = pg_command(argv).output().expect("PostgreSQL program");
         assert!(
             out.status.success(),
             "{argv:?}: {}{}",
@@ -269,16 +274,7 @@ impl Drop for PrivatePostgres {
             "immediate",
             "stop",
         ];
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).args(argv);
-            c
-        } else {
-            let mut c = Command::new(argv[0]);
-            c.args(&argv[1..]);
-            c
-        };
-        let _ = cmd.output();
+        let _ = pg_command(&argv).output();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

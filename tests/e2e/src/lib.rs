@@ -428,6 +428,50 @@ impl Mesh {
         Some(r.into_inner().status == ServingStatus::Serving as i32)
     }
 
+    /// Replies per message of the shop, from the first: read until every message in
+    /// `expected` has one (or `within` passed), then 5 s more so late duplicates show.
+    pub async fn replies_per_message(
+        &self,
+        expected: &std::collections::HashSet<String>,
+        within: Duration,
+    ) -> HashMap<String, usize> {
+        use kefu_proto::session::v1::SubscribeRequest;
+        use tokio_stream::StreamExt;
+        let mut stream = self
+            .session_client()
+            .await
+            .subscribe(self.authed(SubscribeRequest {
+                shop_id: SHOP.into(),
+                conversation_id: String::new(),
+                after_cursor: 0,
+                channel: String::new(),
+            }))
+            .await
+            .expect("subscribe")
+            .into_inner();
+        fn count(
+            counts: &mut HashMap<String, usize>,
+            item: kefu_proto::session::v1::SubscribeResponse,
+        ) {
+            *counts
+                .entry(item.reply.expect("reply").message_id)
+                .or_default() += 1;
+        }
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let deadline = tokio::time::Instant::now() + within;
+        while !expected.iter().all(|m| counts.contains_key(m)) {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(item))) => count(&mut counts, item),
+                _ => break,
+            }
+        }
+        let settle = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(Ok(item))) = tokio::time::timeout_at(settle, stream.next()).await {
+            count(&mut counts, item);
+        }
+        counts
+    }
+
     /// A connection to a service's gRPC port.
     pub async fn channel(&self, service: &str) -> Channel {
         Channel::from_shared(self.grpc_url(service))

@@ -1,10 +1,9 @@
 //! SIGKILL any one service while messages flow, restart it: no message is lost and every
 //! message gets exactly one reply.
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use kefu_e2e::{Mesh, SHOP};
-use kefu_proto::session::v1::{SendRequest, SubscribeRequest};
-use tokio_stream::StreamExt;
+use kefu_proto::session::v1::SendRequest;
 
 const TEXTS: &[&str] = &[
     "Where is my parcel? tracking please",
@@ -70,36 +69,10 @@ async fn sigkill_of_any_service_loses_nothing_and_answers_each_message_once() {
         mesh.restart(victim).await;
     }
 
-    let mut client = mesh.session_client().await;
-    let mut stream = client
-        .subscribe(mesh.authed(SubscribeRequest {
-            shop_id: SHOP.into(),
-            conversation_id: String::new(),
-            after_cursor: 0,
-            channel: String::new(),
-        }))
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-    while counts.len() < sent.len() {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(item))) => {
-                *counts
-                    .entry(item.reply.expect("reply").message_id)
-                    .or_default() += 1;
-            }
-            _ => break,
-        }
-    }
-    // Listen a little longer: late duplicates would show up here.
-    let settle = tokio::time::Instant::now() + Duration::from_secs(5);
-    while let Ok(Some(Ok(item))) = tokio::time::timeout_at(settle, stream.next()).await {
-        *counts
-            .entry(item.reply.expect("reply").message_id)
-            .or_default() += 1;
-    }
+    let expected = sent.iter().cloned().collect();
+    let counts = mesh
+        .replies_per_message(&expected, Duration::from_secs(150))
+        .await;
     let missing: Vec<&String> = sent.iter().filter(|m| !counts.contains_key(*m)).collect();
     assert!(
         missing.is_empty(),

@@ -15,10 +15,8 @@ use kefu_e2e::{
     Mesh, SERVICES, SHOP,
     backends::{PrivateBroker, PrivatePostgres},
 };
-use kefu_proto::session::v1::SubscribeRequest;
 use kefu_runtime::kafka::{KafkaConfig, dlq, topics};
 use serde_json::json;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 const TEXTS: &[&str] = &[
@@ -192,35 +190,10 @@ async fn under_load_restarts_and_crashes_lose_nothing_and_answer_once() {
     assert!(generated > 150, "steady load: only {generated} messages");
 
     // Every accepted message: exactly one reply.
-    let mut client = mesh.session_client().await;
-    let mut stream = client
-        .subscribe(mesh.authed(SubscribeRequest {
-            shop_id: SHOP.into(),
-            conversation_id: String::new(),
-            after_cursor: 0,
-            channel: String::new(),
-        }))
-        .await
-        .expect("subscribe")
-        .into_inner();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    while accepted.values().any(|(m, _)| !counts.contains_key(m)) {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(item))) => {
-                *counts
-                    .entry(item.reply.expect("reply").message_id)
-                    .or_default() += 1;
-            }
-            _ => break,
-        }
-    }
-    let settle = tokio::time::Instant::now() + Duration::from_secs(5);
-    while let Ok(Some(Ok(item))) = tokio::time::timeout_at(settle, stream.next()).await {
-        *counts
-            .entry(item.reply.expect("reply").message_id)
-            .or_default() += 1;
-    }
+    let expected = accepted.values().map(|(m, _)| m.clone()).collect();
+    let counts = mesh
+        .replies_per_message(&expected, Duration::from_secs(240))
+        .await;
     let missing: Vec<(&String, u64)> = accepted
         .values()
         .filter(|(m, _)| !counts.contains_key(m))

@@ -364,9 +364,10 @@ async fn consume_once(spec: &ConsumerSpec, shutdown: &CancellationToken) -> Resu
                     continue;
                 }
                 if stats.broker_up {
-                    if broker_lost.take().is_some() {
-                        spec.readiness.restore(&spec.condition());
-                    }
+                    // Connected again, or a restarted client running: ready (as far as the
+                    // consumer goes).
+                    broker_lost = None;
+                    spec.readiness.restore(&spec.condition());
                 } else {
                     let since = *broker_lost.get_or_insert_with(Instant::now);
                     if since.elapsed() > super::producer::STALL {
