@@ -14,6 +14,7 @@ const FILES: &[&str] = &[
     "kefu/metrics/v1/metrics.proto",
     "kefu/auth/v1/auth.proto",
     "kefu/admin/v1/admin.proto",
+    "kefu/knowledge/v1/knowledge.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

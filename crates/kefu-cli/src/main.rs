@@ -7,6 +7,8 @@
 //! * `kefu shops create|list|reset-key` — the operator's shop administration.
 //! * `kefu agents issue|list|revoke` — a shop's tokens for its agents.
 //! * `kefu dlq list|replay --topic T [--since] [--shop]` — dead letters, and re-publishing them.
+//! * `kefu knowledge import|status|rollback --shop S` — a shop's knowledge bundle, released
+//!   only when its scenarios do not score lower than on the active version.
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
@@ -90,6 +92,24 @@ enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// A shop's knowledge bundle (docs/knowledge.md): import, status, rollback.
+    Knowledge {
+        #[command(flatten)]
+        key: ShopKey,
+        /// The shop (optional: the API key names it; when given it must match).
+        #[arg(long, global = true, env = "KEFU_SHOP", default_value = "")]
+        shop: String,
+        /// knowledge service gRPC endpoint.
+        #[arg(
+            long,
+            global = true,
+            env = "KEFU_KNOWLEDGE_URL",
+            default_value = "http://127.0.0.1:50058"
+        )]
+        url: String,
+        #[command(subcommand)]
+        command: KnowledgeCommand,
+    },
     /// Dead letters: list them, re-publish them to their original topic (once).
     Dlq {
         #[command(subcommand)]
@@ -100,6 +120,183 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KnowledgeCommand {
+    /// Import DIR as the shop's next version, run its scenarios against it and the active
+    /// version, and activate it unless it scores lower. Exits 1 when nothing was activated.
+    Import {
+        dir: PathBuf,
+        /// Activate even when the scenarios score lower than on the active version.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The shop's versions and which is active.
+    Status,
+    /// Make the version before the active one active again.
+    Rollback,
+}
+
+async fn knowledge(
+    key: ShopKey,
+    shop: String,
+    url: String,
+    command: KnowledgeCommand,
+) -> anyhow::Result<()> {
+    use kefu_proto::knowledge::v1::{
+        ActivateRequest, BundleChunk, EvaluateRequest, GetStatusRequest, RollbackRequest,
+        knowledge_service_client::KnowledgeServiceClient,
+    };
+    let key = key.key()?;
+    let mut client = KnowledgeServiceClient::new(connect(&url).await?)
+        .max_encoding_message_size(2 * 1024 * 1024)
+        .max_decoding_message_size(16 * 1024 * 1024);
+    match command {
+        KnowledgeCommand::Import { dir, force } => {
+            let files = kefu_knowledge::bundle::read_dir(&dir)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+            let mut chunks = Vec::new();
+            for (path, data) in files {
+                if data.is_empty() {
+                    chunks.push(BundleChunk {
+                        shop_id: shop.clone(),
+                        path,
+                        data,
+                    });
+                    continue;
+                }
+                for part in data.chunks(1024 * 1024) {
+                    chunks.push(BundleChunk {
+                        shop_id: shop.clone(),
+                        path: path.clone(),
+                        data: part.to_vec(),
+                    });
+                }
+            }
+            let imported = match client
+                .import_bundle(with_credential(&key, tokio_stream::iter(chunks))?)
+                .await
+            {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    use tonic_types::StatusExt;
+                    eprintln!("the bundle was refused; the active version is unchanged:");
+                    if let Some(br) = s.get_error_details().bad_request() {
+                        for v in &br.field_violations {
+                            eprintln!("  {}: {}", v.field, v.description);
+                        }
+                    } else {
+                        eprintln!("  {}", s.message());
+                    }
+                    bail!("nothing imported");
+                }
+            };
+            let sum = imported.summary.unwrap_or_default();
+            println!(
+                "version {} stored: {} FAQ entries, {} products ({} facts), {} promotions, {} scenarios",
+                imported.version,
+                sum.faq_entries,
+                sum.products,
+                sum.product_facts,
+                sum.promotions,
+                sum.scenarios
+            );
+            let e = client
+                .evaluate(with_credential(
+                    &key,
+                    EvaluateRequest {
+                        shop_id: shop.clone(),
+                        version: imported.version,
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let mark = |ok: bool| if ok { "pass" } else { "FAIL" };
+            for s in &e.scenarios {
+                if e.active_version == 0 {
+                    println!("  {}  {}", mark(s.passed), s.text);
+                } else {
+                    println!(
+                        "  v{} {}  v{} {}  {}",
+                        e.version,
+                        mark(s.passed),
+                        e.active_version,
+                        mark(s.active_passed),
+                        s.text
+                    );
+                }
+                if !s.passed {
+                    println!("      reply: {}", s.reply);
+                    println!("      {}", s.why.join("; "));
+                }
+            }
+            let n = e.scenarios.len();
+            if e.active_version == 0 {
+                println!("scenarios: {}/{n} pass", e.passed);
+            } else {
+                println!(
+                    "scenarios: {}/{n} pass on version {}, {}/{n} on the active version {}",
+                    e.passed, e.version, e.active_passed, e.active_version
+                );
+            }
+            match client
+                .activate(with_credential(
+                    &key,
+                    ActivateRequest {
+                        shop_id: shop.clone(),
+                        version: imported.version,
+                        force,
+                    },
+                )?)
+                .await
+            {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    println!("version {} is active", r.active_version);
+                }
+                Err(s) => bail!("not activated: {}", s.message()),
+            }
+        }
+        KnowledgeCommand::Status => {
+            let st = client
+                .get_status(with_credential(
+                    &key,
+                    GetStatusRequest {
+                        shop_id: shop.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            for v in &st.versions {
+                let s = v.summary.unwrap_or_default();
+                println!(
+                    "{} v{}\t{}\t{} FAQ, {} products, {} promotions, {} scenarios",
+                    if v.active { "*" } else { " " },
+                    v.version,
+                    time(v.created_at),
+                    s.faq_entries,
+                    s.products,
+                    s.promotions,
+                    s.scenarios
+                );
+            }
+            if st.active_version == 0 {
+                println!("no active version: the shop's questions go to people");
+            }
+        }
+        KnowledgeCommand::Rollback => {
+            let r = client
+                .rollback(with_credential(&key, RollbackRequest { shop_id: shop })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("version {} is active", r.active_version);
+        }
+    }
+    Ok(())
 }
 
 /// Which dead letters, and where the broker is (every `KEFU_KAFKA_…` setting of the services).
@@ -926,6 +1123,12 @@ async fn main() {
         } => import_orders(file, format, shop, key, url).await,
         Command::Shops { operator, command } => shops(operator, command).await,
         Command::Dlq { command } => dlq(command).await,
+        Command::Knowledge {
+            key,
+            shop,
+            url,
+            command,
+        } => knowledge(key, shop, url, command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

@@ -41,6 +41,16 @@ pub struct Answer {
     pub sources: Vec<String>,
 }
 
+/// What the customer is told when the shop's knowledge does not answer: no fact, only that a
+/// person will.
+pub fn handover(language: &str) -> &'static str {
+    if language == "zh" {
+        "这个问题我需要请同事确认，稍后会有人工客服在这里回复您。"
+    } else {
+        "I want to get this right, so a colleague will answer you here shortly."
+    }
+}
+
 /// A bundle ready to answer from.
 pub struct Knowledge {
     pub bundle: Bundle,

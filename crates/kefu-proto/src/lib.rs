@@ -58,4 +58,10 @@ pub mod admin {
     }
 }
 
+pub mod knowledge {
+    pub mod v1 {
+        tonic::include_proto!("kefu.knowledge.v1");
+    }
+}
+
 pub use prost_types::Timestamp;

@@ -4,6 +4,10 @@
 //! * answers order questions (status, logistics, cancel / change eligibility, refunds) from
 //!   the customer's real orders in order-sync, scoped by the customer's keys; hands over to a
 //!   person, with the order attached, when it cannot act ([`orders`]);
+//! * answers everything else from the shop's own knowledge (the knowledge service: FAQ,
+//!   products, promotions); when it has no answer good enough, a person answers (the message
+//!   goes to `kefu.ticket.escalations.v1`, a ticket opens) — the assistant never words a
+//!   policy, price or date itself ([`templates`]);
 //! * gRPC `kefu.assistant.v1.AssistantService/Answer`.
 #![forbid(unsafe_code)]
 
@@ -20,6 +24,9 @@ use kefu_proto::{
         assistant_service_server::{AssistantService, AssistantServiceServer},
     },
     events::v1::{MessageEvent, ReplyEvent, ReplySource, Route},
+    knowledge::v1::{
+        AnswerRequest as KnowledgeQuestion, knowledge_service_client::KnowledgeServiceClient,
+    },
     order::v1::{
         GetOrderRequest, ListCustomerOrdersRequest,
         order_sync_service_client::OrderSyncServiceClient,
@@ -52,6 +59,13 @@ pub struct Args {
         default_value = "http://127.0.0.1:50056"
     )]
     pub order_sync_url: String,
+    /// knowledge service gRPC endpoint: the shop's FAQ, products and promotions.
+    #[arg(
+        long,
+        env = "KEFU_KNOWLEDGE_URL",
+        default_value = "http://127.0.0.1:50058"
+    )]
+    pub knowledge_url: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -61,17 +75,28 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
         .connect_lazy();
+    let knowledge = tonic::transport::Endpoint::from_shared(args.knowledge_url.clone())
+        .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("knowledge-url: {e}")))
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let orders = OrderSyncServiceClient::new(channel);
+    let knowledge = KnowledgeServiceClient::new(knowledge);
     let handler = Arc::new(Pipeline {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
         orders,
+        knowledge: knowledge.clone(),
         keys: svc.keys.clone(),
     });
     svc.consume(&[topics::ASSIST_REQUESTS], handler);
+    let api = Api {
+        knowledge,
+        keys: svc.keys.clone(),
+    };
     let routes = Routes::new(kefu_runtime::auth::Guard::new(
-        AssistantServiceServer::new(Api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
+        AssistantServiceServer::new(api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
         svc.remote_gate(),
         kefu_runtime::auth::shops_and_services,
     ));
@@ -82,7 +107,32 @@ struct Pipeline {
     kafka: KafkaConfig,
     producer: Producer,
     orders: OrderSyncServiceClient<Channel>,
+    knowledge: KnowledgeServiceClient<Channel>,
     keys: std::sync::Arc<kefu_runtime::auth::ServiceKeys>,
+}
+
+/// The shop's answer from its knowledge: `Ok(None)` when it has none good enough; an error
+/// when the knowledge service cannot be asked (the event is retried, not answered without it).
+async fn ask_knowledge(
+    client: &KnowledgeServiceClient<Channel>,
+    keys: &kefu_runtime::auth::ServiceKeys,
+    shop_id: &str,
+    text: &str,
+    language: &str,
+    intent: &str,
+) -> Result<Option<(String, String)>, Status> {
+    let req = keys.request(
+        KnowledgeQuestion {
+            shop_id: String::new(),
+            text: text.to_owned(),
+            language: language.to_owned(),
+            intent: intent.to_owned(),
+        },
+        "knowledge",
+        shop_id,
+    );
+    let a = client.clone().answer(req).await?.into_inner();
+    Ok(a.found.then_some((a.text, a.language)))
 }
 
 impl Pipeline {
@@ -186,8 +236,35 @@ impl Handler for Pipeline {
                 return Ok(Handled::Done);
             }
             None => {
-                let a = templates::answer(intent, &msg.language);
-                (a.text, a.language)
+                let text = msg.text.chars().take(4000).collect::<String>();
+                let known = ask_knowledge(
+                    &self.knowledge,
+                    &self.keys,
+                    &meta.shop_id,
+                    &text,
+                    &msg.language,
+                    intent,
+                )
+                .await
+                .map_err(|s| HandleError::Transient(anyhow::anyhow!("knowledge service: {s}")))?;
+                match known {
+                    Some((text, language)) => (text, if language == "zh" { "zh" } else { "en" }),
+                    None => match templates::answer(intent, &msg.language) {
+                        Some(a) => (a.text, a.language),
+                        None => {
+                            // Not in the shop's knowledge: a person answers (a ticket opens and
+                            // the customer is told so), never an invented policy.
+                            let mut esc = msg.clone();
+                            esc.meta = Some(event::derive_meta(meta, "assistant.handover"));
+                            esc.route = Route::Human as i32;
+                            esc.route_reason = "not_in_shop_knowledge".into();
+                            self.producer
+                                .send_event(&self.kafka.topic(topics::ESCALATIONS), &key, &esc)
+                                .await?;
+                            return Ok(Handled::Done);
+                        }
+                    },
+                }
             }
         };
         let reply = ReplyEvent {
@@ -211,7 +288,10 @@ impl Handler for Pipeline {
 }
 
 /// gRPC API.
-pub struct Api;
+pub struct Api {
+    knowledge: KnowledgeServiceClient<Channel>,
+    keys: std::sync::Arc<kefu_runtime::auth::ServiceKeys>,
+}
 
 #[tonic::async_trait]
 impl AssistantService for Api {
@@ -221,18 +301,44 @@ impl AssistantService for Api {
     ) -> Result<Response<AnswerResponse>, Status> {
         let caller = kefu_runtime::auth::Caller::of(&req)?;
         let req = req.into_inner();
-        caller.shop(&req.shop_id)?;
+        let shop = caller.shop(&req.shop_id)?;
         let mut v = Violations::new();
         v.text("text", &req.text, 4000, 16 * 1024);
         if req.intent.len() > 64 {
             v.add("intent", "must be at most 64 characters");
         }
         v.into_result().map_err(ApiError::from)?;
-        let a = templates::answer(&req.intent, &req.language);
-        Ok(Response::new(AnswerResponse {
-            text: a.text,
-            language: a.language.into(),
-            escalate: a.escalate,
-        }))
+        if let Some((text, language)) = ask_knowledge(
+            &self.knowledge,
+            &self.keys,
+            &shop,
+            &req.text,
+            &req.language,
+            &req.intent,
+        )
+        .await
+        .map_err(|s| ApiError::Unavailable(format!("knowledge service: {}", s.message())))?
+        {
+            return Ok(Response::new(AnswerResponse {
+                text,
+                language,
+                escalate: false,
+            }));
+        }
+        let zh = req.language == "zh";
+        Ok(Response::new(
+            match templates::answer(&req.intent, &req.language) {
+                Some(a) => AnswerResponse {
+                    text: a.text,
+                    language: a.language.into(),
+                    escalate: false,
+                },
+                None => AnswerResponse {
+                    text: templates::handover(zh).into(),
+                    language: if zh { "zh" } else { "en" }.into(),
+                    escalate: true,
+                },
+            },
+        ))
     }
 }

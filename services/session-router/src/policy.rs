@@ -25,10 +25,12 @@ pub struct Decision {
 }
 
 /// Rules, in order: the conversation is with a person (waiting for or talking to an agent) →
-/// human, silently; the customer asked for a person, complained, or asked something out of
-/// scope → human; the shop routes this intent to people → human; confidence below the threshold → human; the
-/// same question `max_repeats` times in a row (the bot is not resolving it) → human;
-/// otherwise the bot answers. Each shop can set its own values (`SetDialoguePolicy`).
+/// human, silently; the customer asked for a person or complained → human; the shop routes
+/// this intent to people → human; confidence below the threshold → human; the same question
+/// `max_repeats` times in a row (the bot is not resolving it) → human; otherwise the bot
+/// answers. Out-of-scope questions go to the bot too: the classifier's scope is generic, the
+/// shop's knowledge is not, and the assistant hands over to a person when the knowledge has
+/// no answer. Each shop can set its own values (`SetDialoguePolicy`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub min_confidence: f32,
@@ -73,13 +75,10 @@ impl Policy {
         if c.intent == "complaint" {
             return human("complaint");
         }
-        if c.intent == "out_of_scope" {
-            return human("out of scope");
-        }
         if self.human_intents.contains(&c.intent) {
             return human("shop rule");
         }
-        if c.confidence < self.min_confidence {
+        if c.intent != "out_of_scope" && c.confidence < self.min_confidence {
             return human("low confidence");
         }
         if self.max_repeats > 0
@@ -126,9 +125,15 @@ mod tests {
             RouteTo::Human
         );
         assert_eq!(p.decide(None, None).route, RouteTo::Human);
+        // Out of the classifier's scope is not out of the shop's knowledge: the assistant asks
+        // it, and hands over when it has nothing.
         assert_eq!(
-            p.decide(Some(&c("out_of_scope", 0.99)), None).reason,
-            "out of scope"
+            p.decide(Some(&c("out_of_scope", 0.99)), None).route,
+            RouteTo::Bot
+        );
+        assert_eq!(
+            p.decide(Some(&c("out_of_scope", 0.2)), None).route,
+            RouteTo::Bot
         );
         assert_eq!(
             p.decide(Some(&c("complaint", 0.99)), None).route,

@@ -38,6 +38,7 @@ pub const SERVICES: &[&str] = &[
     "assistant",
     "ticket",
     "metrics",
+    "knowledge",
 ];
 
 pub const SHOP: &str = "e2e-shop";
@@ -243,6 +244,7 @@ impl Mesh {
             let dependents: &[&'static str] = match s {
                 "session-router" => SERVICES,
                 "order-sync" => &["session-router", "assistant"],
+                "knowledge" => &["assistant"],
                 _ => &[],
             };
             for d in dependents.iter().copied().filter(|d| *d != s) {
@@ -324,6 +326,10 @@ impl Mesh {
                 cmd.env(
                     "KEFU_ORDER_SYNC_URL",
                     format!("http://127.0.0.1:{order_sync}"),
+                )
+                .env(
+                    "KEFU_KNOWLEDGE_URL",
+                    format!("http://127.0.0.1:{}", self.ports["knowledge"]),
                 );
             }
             s => {

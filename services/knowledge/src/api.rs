@@ -1,0 +1,399 @@
+//! gRPC `kefu.knowledge.v1.KnowledgeService`.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use kefu_knowledge::{
+    Bundle,
+    answer::{Kind, Knowledge, handover},
+    bundle::{MAX_BUNDLE_BYTES, MAX_FILES},
+    scenario,
+};
+use kefu_proto::knowledge::v1::{
+    ActivateRequest, ActivateResponse, AnswerRequest, AnswerResponse, BundleChunk, EvaluateRequest,
+    EvaluateResponse, GetStatusRequest, GetStatusResponse, ImportBundleResponse, RollbackRequest,
+    RollbackResponse, ScenarioResult, Summary, Version, knowledge_service_server::KnowledgeService,
+};
+use kefu_runtime::{
+    auth::{Allow, Caller},
+    event,
+    grpc::ApiError,
+    validate::Violations,
+};
+use sea_orm::DatabaseConnection;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::store;
+
+/// Who may call what: the shop manages its knowledge; the assistant (a service) and the shop
+/// ask it questions.
+pub fn policy(method: &str) -> Option<Allow> {
+    match method {
+        "ImportBundle" | "Evaluate" | "Activate" | "Rollback" | "GetStatus" => Some(Allow::SHOP),
+        "Answer" => Some(Allow::SHOP | Allow::SERVICE),
+        _ => None,
+    }
+}
+
+/// Parsed and indexed versions kept in memory (the active ones and the latest evaluated).
+const CACHED: usize = 64;
+
+pub struct Api {
+    pub db: DatabaseConnection,
+    cache: Mutex<HashMap<(String, i64), Arc<Knowledge>>>,
+}
+
+fn summary(b: &Bundle) -> Summary {
+    Summary {
+        faq_entries: b.faq.len() as i32,
+        products: b.products.len() as i32,
+        product_facts: b.products.iter().map(|p| p.facts.len()).sum::<usize>() as i32,
+        promotions: b.promotions.as_ref().map_or(0, |p| p.promotions.len()) as i32,
+        scenarios: b.scenarios.len() as i32,
+    }
+}
+
+fn summary_json(s: &Summary) -> String {
+    serde_json::json!({
+        "faq_entries": s.faq_entries, "products": s.products, "product_facts": s.product_facts,
+        "promotions": s.promotions, "scenarios": s.scenarios,
+    })
+    .to_string()
+}
+
+fn summary_of(json: &str) -> Summary {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let n = |k: &str| v[k].as_i64().unwrap_or(0) as i32;
+    Summary {
+        faq_entries: n("faq_entries"),
+        products: n("products"),
+        product_facts: n("product_facts"),
+        promotions: n("promotions"),
+        scenarios: n("scenarios"),
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Faq => "faq",
+        Kind::Product => "product",
+        Kind::Stock => "stock",
+        Kind::Price => "price",
+        Kind::Recommendation => "recommendation",
+        Kind::Which => "which",
+    }
+}
+
+/// Parses and indexes a bundle off the async workers (5,000 product pages take seconds).
+async fn build(files: Vec<(String, Vec<u8>)>) -> Result<Knowledge, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let bundle = Bundle::from_files(&files).map_err(|e| {
+            let mut v = Violations::new();
+            for p in e.0.iter().take(100) {
+                let field = match p.line {
+                    Some(l) => format!("{}:{l}", p.file),
+                    None => p.file.clone(),
+                };
+                v.add(&field, p.message.clone());
+            }
+            if e.0.len() > 100 {
+                v.add("bundle", format!("{} more problems", e.0.len() - 100));
+            }
+            ApiError::from(v)
+        })?;
+        Knowledge::new(bundle).map_err(|e| ApiError::Internal(anyhow::anyhow!("indexing: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+}
+
+/// The reply a customer gets to `text` from `k`: the shop's answer, or the hand-over.
+pub fn reply(k: &Knowledge, text: &str, language: &str) -> String {
+    let lang = if language.is_empty() {
+        kefu_knowledge::text::language(text)
+    } else {
+        language
+    };
+    k.answer(text, lang)
+        .map(|a| a.text)
+        .unwrap_or_else(|| handover(lang).to_owned())
+}
+
+impl Api {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A version, parsed and indexed (cached).
+    async fn knowledge(&self, shop: &str, v: i64) -> Result<Arc<Knowledge>, ApiError> {
+        if let Some(k) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(shop.to_owned(), v))
+        {
+            return Ok(k.clone());
+        }
+        let files = store::files(&self.db, shop, v)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("version {v} not found")))?;
+        let k = Arc::new(build(files).await?);
+        self.remember(shop, v, k.clone());
+        Ok(k)
+    }
+
+    fn remember(&self, shop: &str, v: i64, k: Arc<Knowledge>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED
+            && let Some(old) = cache.keys().next().cloned()
+        {
+            cache.remove(&old);
+        }
+        cache.insert((shop.to_owned(), v), k);
+    }
+
+    /// Scores of `v`'s scenarios on `v` and on the active version.
+    async fn evaluate_version(&self, shop: &str, v: i64) -> Result<EvaluateResponse, ApiError> {
+        let new = self.knowledge(shop, v).await?;
+        let active = store::active(&self.db, shop).await?;
+        let old = match active {
+            Some(a) => Some(self.knowledge(shop, a).await?),
+            None => None,
+        };
+        let mut out = EvaluateResponse {
+            version: v,
+            active_version: active.unwrap_or(0),
+            ..Default::default()
+        };
+        for s in &new.bundle.scenarios {
+            let r = reply(&new, &s.text, "");
+            let why = scenario::check(s, &r);
+            let mut res = ScenarioResult {
+                text: s.text.clone(),
+                passed: why.is_empty(),
+                reply: r,
+                why,
+                ..Default::default()
+            };
+            if let Some(old) = &old {
+                let r = reply(old, &s.text, "");
+                res.active_why = scenario::check(s, &r);
+                res.active_passed = res.active_why.is_empty();
+                res.active_reply = r;
+            }
+            out.passed += res.passed as i32;
+            out.active_passed += res.active_passed as i32;
+            out.scenarios.push(res);
+        }
+        Ok(out)
+    }
+}
+
+fn positive(v: &mut Violations, field: &str, n: i64) {
+    if n <= 0 {
+        v.add(field, "must be a version number (1 or more)");
+    }
+}
+
+#[tonic::async_trait]
+impl KnowledgeService for Api {
+    async fn import_bundle(
+        &self,
+        req: Request<Streaming<BundleChunk>>,
+    ) -> Result<Response<ImportBundleResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let shop = caller.shop("")?;
+        let mut stream = req.into_inner();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut total = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let c = chunk?;
+            caller.shop(&c.shop_id)?;
+            total += c.data.len();
+            let mut v = Violations::new();
+            if c.path.is_empty()
+                || c.path.len() > 512
+                || c.path.contains("..")
+                || c.path.starts_with('/')
+            {
+                v.add("path", "must be a relative path inside the bundle");
+            }
+            if total > MAX_BUNDLE_BYTES {
+                v.add(
+                    "data",
+                    format!("a bundle is at most {MAX_BUNDLE_BYTES} bytes"),
+                );
+            }
+            v.into_result().map_err(ApiError::from)?;
+            match files.last_mut() {
+                Some((p, data)) if *p == c.path => data.extend_from_slice(&c.data),
+                _ => {
+                    if files.iter().any(|(p, _)| *p == c.path) {
+                        let mut v = Violations::new();
+                        v.add(
+                            "path",
+                            format!("{}: the chunks of a file must be consecutive", c.path),
+                        );
+                        return Err(ApiError::from(v).into());
+                    }
+                    if files.len() == MAX_FILES {
+                        let mut v = Violations::new();
+                        v.add("path", format!("a bundle has at most {MAX_FILES} files"));
+                        return Err(ApiError::from(v).into());
+                    }
+                    files.push((c.path, c.data));
+                }
+            }
+        }
+        let k = Arc::new(build(files.clone()).await?);
+        let sum = summary(&k.bundle);
+        let version = store::store_version(&self.db, &shop, &files, &summary_json(&sum))
+            .await
+            .map_err(ApiError::from)?;
+        self.remember(&shop, version, k);
+        tracing::info!(shop = %shop, version, ?sum, "knowledge bundle imported");
+        Ok(Response::new(ImportBundleResponse {
+            version,
+            summary: Some(sum),
+        }))
+    }
+
+    async fn evaluate(
+        &self,
+        req: Request<EvaluateRequest>,
+    ) -> Result<Response<EvaluateResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let shop = caller.shop(&r.shop_id)?;
+        let mut v = Violations::new();
+        positive(&mut v, "version", r.version);
+        v.into_result().map_err(ApiError::from)?;
+        Ok(Response::new(
+            self.evaluate_version(&shop, r.version).await?,
+        ))
+    }
+
+    async fn activate(
+        &self,
+        req: Request<ActivateRequest>,
+    ) -> Result<Response<ActivateResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let shop = caller.shop(&r.shop_id)?;
+        let mut v = Violations::new();
+        positive(&mut v, "version", r.version);
+        v.into_result().map_err(ApiError::from)?;
+        let e = self.evaluate_version(&shop, r.version).await?;
+        if !r.force && e.active_version != 0 && e.passed < e.active_passed {
+            return Err(ApiError::FailedPrecondition(format!(
+                "version {} passes {}/{} of its scenarios, the active version {} passes {}: not activated (force to override)",
+                r.version,
+                e.passed,
+                e.scenarios.len(),
+                e.active_version,
+                e.active_passed
+            ))
+            .into());
+        }
+        let previous = store::activate(&self.db, &shop, r.version)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(shop = %shop, version = r.version, ?previous, force = r.force, "knowledge version activated");
+        Ok(Response::new(ActivateResponse {
+            active_version: r.version,
+            previous_version: previous.unwrap_or(0),
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<RollbackRequest>,
+    ) -> Result<Response<RollbackResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let shop = caller.shop(&req.into_inner().shop_id)?;
+        let now = store::rollback(&self.db, &shop)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition("no earlier active version to roll back to".into())
+            })?;
+        tracing::info!(shop = %shop, version = now, "knowledge rolled back");
+        Ok(Response::new(RollbackResponse {
+            active_version: now,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        req: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let shop = caller.shop(&req.into_inner().shop_id)?;
+        let active = store::active(&self.db, &shop)
+            .await
+            .map_err(ApiError::from)?;
+        let versions = store::versions(&self.db, &shop)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|(v, at)| Version {
+                active: Some(v.version) == active,
+                version: v.version,
+                created_at: Some(event::timestamp(v.created_at)),
+                summary: Some(summary_of(&v.summary)),
+                activated_at: at.map(event::timestamp),
+            })
+            .collect();
+        Ok(Response::new(GetStatusResponse {
+            active_version: active.unwrap_or(0),
+            versions,
+        }))
+    }
+
+    async fn answer(
+        &self,
+        req: Request<AnswerRequest>,
+    ) -> Result<Response<AnswerResponse>, Status> {
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let shop = caller.shop(&r.shop_id)?;
+        let mut v = Violations::new();
+        v.text("text", &r.text, 4000, 16 * 1024);
+        if r.language.len() > 8 {
+            v.add("language", "must be an ISO 639-1 code");
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let Some(active) = store::active(&self.db, &shop)
+            .await
+            .map_err(ApiError::from)?
+        else {
+            return Ok(Response::new(AnswerResponse::default()));
+        };
+        let k = self.knowledge(&shop, active).await?;
+        let lang = if r.language.is_empty() {
+            kefu_knowledge::text::language(&r.text).to_owned()
+        } else {
+            r.language.clone()
+        };
+        Ok(Response::new(match k.answer(&r.text, &lang) {
+            Some(a) => AnswerResponse {
+                found: true,
+                text: a.text,
+                language: a.language,
+                confidence: a.confidence,
+                kind: kind_name(a.kind).into(),
+                sources: a.sources,
+                version: active,
+            },
+            None => AnswerResponse {
+                version: active,
+                ..Default::default()
+            },
+        }))
+    }
+}

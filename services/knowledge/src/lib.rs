@@ -1,0 +1,59 @@
+//! Knowledge: each shop's FAQ and policies, product catalogue, promotions and test scenarios.
+//!
+//! * gRPC `kefu.knowledge.v1.KnowledgeService` ([`api`]): a shop imports its bundle
+//!   (docs/knowledge.md) as a new version, evaluates the bundle's scenarios against it and
+//!   against the active version, activates it (refused when it scores lower, unless forced),
+//!   rolls back; the assistant asks it for answers (`Answer`), which come only from the
+//!   active version of the caller's shop ([`kefu_knowledge::answer`]).
+//! * Versions are stored as the files imported ([`store`]); a version is parsed and indexed
+//!   (tantivy) when first needed and kept in memory.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod entity;
+pub mod store;
+
+use clap::Parser;
+use entity::migration::Migrator;
+use kefu_proto::knowledge::v1::knowledge_service_server::KnowledgeServiceServer;
+use kefu_runtime::{
+    Service,
+    auth::Guard,
+    config::{DbArgs, ListenArgs, RuntimeArgs},
+    db,
+};
+use tonic::service::Routes;
+
+pub const SERVICE: &str = "knowledge";
+
+/// Largest gRPC message: bundle chunks are up to 1 MiB.
+const MAX_MESSAGE: usize = 2 * 1024 * 1024;
+
+/// `kefu-knowledge` configuration.
+#[derive(Debug, Parser)]
+#[command(name = "kefu-knowledge", version, about = "Kefu knowledge service")]
+pub struct Args {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<Migrator>(&args.db, SERVICE, args.runtime.log_format).await
+    {
+        return done;
+    }
+    let (grpc_addr, metrics_addr) = args.listen.resolve(50058, 9188);
+    let svc = Service::start(SERVICE, &args.runtime).await?;
+    let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    let routes = Routes::new(Guard::new(
+        KnowledgeServiceServer::new(api::Api::new(db)).max_decoding_message_size(MAX_MESSAGE),
+        svc.remote_gate(),
+        api::policy,
+    ));
+    Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
+}
