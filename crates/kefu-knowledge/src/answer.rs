@@ -3,11 +3,13 @@
 //! Kefu adds only connecting words ("in stock", "推荐"). When nothing in the bundle answers
 //! the question well enough ([`MIN_CONFIDENCE`]) there is no answer, and the caller hands the
 //! customer to a person.
+use std::collections::{HashMap, HashSet};
+
 use rust_decimal::Decimal;
 
 use crate::{
     Bundle,
-    index::{Index, Passage, mentions, terms},
+    index::{Index, Passage, terms},
     product::Product,
     text,
 };
@@ -55,7 +57,226 @@ pub fn handover(language: &str) -> &'static str {
 pub struct Knowledge {
     pub bundle: Bundle,
     pub index: Index,
+    names: Names,
 }
+
+/// How questions name products, computed once per bundle.
+struct Names {
+    /// Per product: its normalised title and id (`down coat` for `down-coat`).
+    whole: Vec<(String, String)>,
+    /// Per product: the terms of its title.
+    terms: Vec<Vec<String>>,
+    /// Per product: title terms no other product's title has ("cloudlite", "卡式炉",
+    /// "龙井"), at least two Han characters or four letters, not a number.
+    distinctive: Vec<Vec<String>>,
+    /// Terms in several titles (a kind of product: "hoodie", "帐篷") → those products.
+    kinds: HashMap<String, Vec<usize>>,
+}
+
+impl Names {
+    fn new(bundle: &Bundle) -> Self {
+        let terms: Vec<Vec<String>> = bundle
+            .products
+            .iter()
+            .map(|p| {
+                let mut t = terms(&p.title);
+                for x in terms(&p.id.replace(['-', '_'], " ")) {
+                    if !t.contains(&x) {
+                        t.push(x);
+                    }
+                }
+                t
+            })
+            .collect();
+        let mut df: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in terms.iter().enumerate() {
+            for x in t {
+                df.entry(x.as_str()).or_default().push(i);
+            }
+        }
+        let substantial = |t: &str| {
+            !t.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && (t.chars().filter(|c| text::is_han(*c)).count() >= 2
+                    || t.chars().filter(char::is_ascii_alphabetic).count() >= 4)
+        };
+        let distinctive = terms
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .filter(|x| df[x.as_str()].len() == 1 && substantial(x))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let kinds = df
+            .iter()
+            .filter(|(t, ps)| ps.len() > 1 && substantial(t))
+            .map(|(t, ps)| ((*t).to_owned(), ps.clone()))
+            .collect();
+        Names {
+            whole: bundle
+                .products
+                .iter()
+                .map(|p| {
+                    (
+                        text::normalise(&p.title),
+                        text::normalise(&p.id.replace(['-', '_'], " ")),
+                    )
+                })
+                .collect(),
+            terms,
+            distinctive,
+            kinds,
+        }
+    }
+}
+
+/// Which products a question names.
+#[derive(Debug, PartialEq)]
+enum Named {
+    None,
+    One(usize),
+    /// Several fit equally well (by a shared name or only by the kind of product).
+    Several(Vec<usize>),
+}
+
+/// Colour words in English and Chinese, so that "灰色" finds a `Grey` variant and "grey" a
+/// `灰色` one.
+const COLOURS: &[(&[&str], &str)] = &[
+    (&["grey", "gray", "charcoal"], "灰"),
+    (&["black"], "黑"),
+    (&["white", "ivory"], "白"),
+    (&["navy"], "藏青"),
+    (&["blue"], "蓝"),
+    (&["red", "burgundy"], "红"),
+    (&["green", "olive", "forest"], "绿"),
+    (&["cream", "beige", "oat", "sand"], "米"),
+    (&["brown", "coffee", "mocha"], "棕"),
+    (&["pink"], "粉"),
+    (&["yellow"], "黄"),
+    (&["purple"], "紫"),
+    (&["orange"], "橙"),
+    (&["khaki"], "卡其"),
+];
+
+/// Whether `q` (normalised) says `word`: Latin words whole, Chinese anywhere.
+fn says(q: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    if word.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+        q.match_indices(word).any(|(i, _)| {
+            let before = q[..i].chars().next_back();
+            let after = q[i + word.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+    } else {
+        q.contains(word)
+    }
+}
+
+/// A variant value's names: itself, and its colour in the other language.
+fn aliases(value: &str) -> Vec<String> {
+    let v = text::normalise(value);
+    let mut out = vec![v.clone()];
+    for (en, zh) in COLOURS {
+        if en.iter().any(|w| says(&v, w)) {
+            out.push(format!("{zh}色"));
+            out.push((*zh).to_owned());
+        }
+        if v.contains(zh) {
+            out.extend(en.iter().map(|w| (*w).to_owned()));
+        }
+    }
+    out
+}
+
+/// Whether the question names a colour at all.
+fn names_colour(q: &str) -> bool {
+    COLOURS
+        .iter()
+        .any(|(en, zh)| q.contains(zh) || en.iter().any(|w| says(q, w)))
+}
+
+/// Words for the same spec in English and Chinese (a product page in one language, the
+/// question in the other): each group's words stand for each other when a question is
+/// matched against a product's facts.
+const SPEC_WORDS: &[&[&str]] = &[
+    &["weight", "heavy", "weigh", "重量", "多重", "重"],
+    &["temperature", "温度", "温标", "几度"],
+    &["comfort", "comfortable", "舒适"],
+    &["material", "fabric", "made", "材质", "面料", "材料"],
+    &["size", "dimension", "dimensions", "尺寸", "大小"],
+    &["capacity", "volume", "容量"],
+    &["waterproof", "rain", "防水"],
+    &["fill", "filling", "down", "充绒", "充绒量", "填充"],
+    &["colour", "color", "颜色"],
+    &["origin", "产地", "产区"],
+    &["harvest", "picked", "采摘"],
+    &["warranty", "guarantee", "保修", "质保"],
+    &[
+        "people",
+        "persons",
+        "person",
+        "sleeps",
+        "人数",
+        "几个人",
+        "几人",
+    ],
+    &["power", "output", "火力", "功率"],
+    &["fuel", "gas", "燃料", "气罐"],
+    &["battery", "电池", "续航"],
+    &["brightness", "lumens", "亮度"],
+    &["care", "wash", "washing", "洗涤", "清洗", "保养"],
+    &["packed", "pack", "packing", "收纳"],
+    &["fit", "版型"],
+    &["lining", "内里"],
+];
+
+/// Each spec word's group, as index terms.
+static SPEC_GROUPS: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+    SPEC_WORDS
+        .iter()
+        .map(|g| {
+            let mut out: Vec<String> = Vec::new();
+            for w in *g {
+                for t in terms(w) {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+            out
+        })
+        .collect()
+});
+
+/// A term and the words that stand for it in the other language.
+fn spec_group(term: &str) -> Vec<String> {
+    let mut out = vec![term.to_owned()];
+    for g in SPEC_GROUPS.iter() {
+        if g.iter().any(|x| x == term) {
+            out.extend(g.iter().filter(|x| *x != term).cloned());
+        }
+    }
+    out
+}
+
+/// Words that ask about a product in general ("tell me about", "介绍一下"): no specific fact.
+const ABOUT_WORDS: &[&str] = &[
+    "tell",
+    "about",
+    "info",
+    "inform",
+    "detail",
+    "product",
+    "介绍",
+    "详情",
+    "怎么样",
+    "如何",
+    "这款",
+];
 
 const STOCK_WORDS: &[&str] = &[
     "有货",
@@ -169,49 +390,174 @@ fn number_in(s: &str) -> Option<Decimal> {
 impl Knowledge {
     pub fn new(bundle: Bundle) -> tantivy::Result<Self> {
         let index = Index::build(&bundle)?;
-        Ok(Self { bundle, index })
+        let names = Names::new(&bundle);
+        Ok(Self {
+            bundle,
+            index,
+            names,
+        })
     }
 
-    /// Products the question names, best first (a share of the title's words ≥ ½, or the
-    /// whole title).
-    fn mentioned(&self, question: &str) -> Vec<(usize, f32)> {
-        let q: std::collections::HashSet<String> = terms(question).into_iter().collect();
-        let mut out: Vec<(usize, f32)> = self
-            .bundle
-            .products
+    /// Products whose variants have a value the question names (`grey`, `M`, `灰色`).
+    /// (The products with the most of them: "grey … M" is the hoodie that comes in grey,
+    /// not every hoodie with an M.)
+    fn by_variant(&self, question: &str, among: &[usize]) -> Vec<usize> {
+        let q = text::normalise(question);
+        let said: Vec<(usize, usize)> = among
+            .iter()
+            .map(|&i| {
+                let mut values: Vec<String> = Vec::new();
+                for o in self.bundle.products[i]
+                    .variants
+                    .iter()
+                    .flat_map(|v| v.options.iter())
+                {
+                    let n = text::normalise(o);
+                    if !values.contains(&n) && aliases(o).iter().any(|a| says(&q, a)) {
+                        values.push(n);
+                    }
+                }
+                (i, values.len())
+            })
+            .collect();
+        let most = said.iter().map(|x| x.1).max().unwrap_or(0);
+        if most == 0 {
+            return Vec::new();
+        }
+        said.into_iter()
+            .filter(|x| x.1 == most)
+            .map(|x| x.0)
+            .collect()
+    }
+
+    /// The products a question names: by whole title, by most of its words, by a word only
+    /// its title has, or by the kind of product (narrowed by the variants it names).
+    fn named(&self, question: &str) -> Named {
+        let q = text::normalise(question);
+        let qt: HashSet<String> = terms(question).into_iter().collect();
+        let n = &self.names;
+        let best = |scored: Vec<(usize, f32)>| -> Vec<usize> {
+            let top = scored.iter().map(|x| x.1).fold(f32::MIN, f32::max);
+            scored
+                .iter()
+                .filter(|x| (x.1 - top).abs() < 1e-6)
+                .map(|x| x.0)
+                .collect()
+        };
+        let one_or_several = |v: Vec<usize>| match v.len() {
+            0 => Named::None,
+            1 => Named::One(v[0]),
+            _ => {
+                let narrowed = self.by_variant(question, &v);
+                if narrowed.len() == 1 {
+                    Named::One(narrowed[0])
+                } else {
+                    Named::Several(v)
+                }
+            }
+        };
+        // The whole title (the longest that fits), or the handle.
+        let whole: Vec<(usize, f32)> = n
+            .whole
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| {
-                if mentions(question, &p.title) || mentions(question, &p.id.replace('-', " ")) {
-                    return Some((i, 1.0 + p.title.chars().count() as f32 / 100.0));
-                }
-                let t = terms(&p.title);
+            .filter(|(_, (t, id))| {
+                (!t.is_empty() && q.contains(t.as_str()))
+                    || (!id.is_empty() && q.contains(id.as_str()))
+            })
+            .map(|(i, (t, _))| (i, t.chars().count() as f32))
+            .collect();
+        if !whole.is_empty() {
+            return one_or_several(best(whole));
+        }
+        // Most of the title's words.
+        let share: Vec<(usize, f32)> = n
+            .terms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
                 if t.is_empty() {
                     return None;
                 }
-                let share = t.iter().filter(|x| q.contains(*x)).count() as f32 / t.len() as f32;
-                (share >= 0.5 && t.len() > 1 || share >= 0.99).then_some((i, share))
+                let matched: Vec<&String> = t.iter().filter(|x| qt.contains(*x)).collect();
+                // Only the kind ("hoodie" of "Breeze Hoodie") names no one product.
+                if matched.iter().all(|x| n.kinds.contains_key(x.as_str())) {
+                    return None;
+                }
+                let s = matched.len() as f32 / t.len() as f32;
+                (s >= 0.5 && t.len() > 1 || s >= 0.99).then_some((i, s))
             })
             .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out
+        if !share.is_empty() {
+            return one_or_several(best(share));
+        }
+        // A word only one title has.
+        let distinctive: Vec<(usize, f32)> = n
+            .distinctive
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let c = d.iter().filter(|x| qt.contains(*x)).count();
+                (c > 0).then_some((i, c as f32))
+            })
+            .collect();
+        if !distinctive.is_empty() {
+            return one_or_several(best(distinctive));
+        }
+        // The kind of product: those whose titles share every kind word said.
+        let mut kind: Option<Vec<usize>> = None;
+        for t in &qt {
+            if let Some(ps) = n.kinds.get(t) {
+                kind = Some(match kind {
+                    None => ps.clone(),
+                    Some(k) => k.into_iter().filter(|i| ps.contains(i)).collect(),
+                });
+            }
+        }
+        match kind {
+            Some(k) if !k.is_empty() => one_or_several(k),
+            _ => Named::None,
+        }
+    }
+
+    /// The reply a customer gets to `question`: the shop's answer, or the hand-over (what a
+    /// bundle's scenarios are scored on, in the service and in `kefu knowledge check`).
+    pub fn reply(&self, question: &str, language: &str) -> String {
+        let lang = if language == "zh"
+            || ((language.is_empty() || language == "en") && text::language(question) == "zh")
+        {
+            "zh"
+        } else if language.is_empty() {
+            "en"
+        } else {
+            language
+        };
+        self.answer(question, lang)
+            .map(|a| a.text)
+            .unwrap_or_else(|| handover(lang).to_owned())
     }
 
     /// The shop's answer to `question`, in `language` (`zh`/`en`) where Kefu words it.
+    ///
+    /// A question written mostly in Chinese is answered in Chinese even when the caller's
+    /// detector said English ("Down coat M码还有货吗": a product name in English does not make
+    /// the customer an English reader).
     pub fn answer(&self, question: &str, language: &str) -> Option<Answer> {
-        let zh = language == "zh" || (language.is_empty() && text::language(question) == "zh");
+        let zh = language == "zh"
+            || ((language.is_empty() || language == "en") && text::language(question) == "zh");
         let lang = if zh { "zh" } else { "en" };
         let recommend = any(question, RECOMMEND_WORDS);
-        let mentioned = self.mentioned(question);
-        if let Some(&(best, strength)) = mentioned.first() {
-            let ties: Vec<usize> = mentioned
-                .iter()
-                .filter(|(_, s)| (s - strength).abs() < 1e-6)
-                .map(|(i, _)| *i)
-                .collect();
-            if ties.len() > 1 && !recommend {
-                let names: Vec<String> = ties
+        match self.named(question) {
+            Named::One(i) if !recommend => return self.about_product(i, question, zh),
+            Named::Several(ps) if !recommend => {
+                // A question about a kind of product ("帐篷保修多久") is often a policy:
+                // the FAQ first, else which one?
+                if let Some(a) = self.faq_answer(question, zh) {
+                    return Some(a);
+                }
+                let names: Vec<String> = ps
                     .iter()
+                    .take(6)
                     .map(|i| self.bundle.products[*i].title.clone())
                     .collect();
                 return Some(Answer {
@@ -223,15 +569,14 @@ impl Knowledge {
                     language: lang.into(),
                     confidence: 1.0,
                     kind: Kind::Which,
-                    sources: ties
+                    sources: ps
                         .iter()
+                        .take(6)
                         .map(|i| self.bundle.products[*i].source.clone())
                         .collect(),
                 });
             }
-            if !recommend {
-                return Some(self.about_product(best, question, zh));
-            }
+            _ => {}
         }
         if recommend && let Some(a) = self.recommend(question, zh) {
             return Some(a);
@@ -239,24 +584,19 @@ impl Knowledge {
         self.faq_answer(question, zh)
     }
 
-    fn about_product(&self, i: usize, question: &str, zh: bool) -> Answer {
+    fn about_product(&self, i: usize, question: &str, zh: bool) -> Option<Answer> {
         let p = &self.bundle.products[i];
         let lang = if zh { "zh" } else { "en" };
         let source = vec![p.source.clone()];
         // Variant values named in the question (grey, M): the stock of the variants that
         // have all of them.
         let q = text::normalise(question);
+        // Short values (S, M, XL) must stand alone, not inside a word; colours are found in
+        // either language.
         let mut named: Vec<String> = Vec::new();
         for v in p.variants.iter().flat_map(|v| v.options.iter()) {
             let n = text::normalise(v);
-            // Short values (S, M, XL) must stand alone, not inside a word.
-            let said = if n.chars().all(|c| c.is_ascii_alphanumeric()) {
-                q.split(|c: char| !c.is_ascii_alphanumeric())
-                    .any(|w| w == n)
-            } else {
-                q.contains(&n)
-            };
-            if said && !named.contains(&n) {
+            if !named.contains(&n) && aliases(v).iter().any(|a| says(&q, a)) {
                 named.push(n);
             }
         }
@@ -296,15 +636,18 @@ impl Knowledge {
                 (false, true, None) => format!("{} in {value}: in stock.", p.title),
                 (false, false, _) => format!("{} in {value}: currently sold out.", p.title),
             };
-            return Answer {
+            return Some(Answer {
                 text: self.with_link(text, p, zh),
                 language: lang.into(),
                 confidence: 1.0,
                 kind: Kind::Stock,
                 sources: source,
-            };
+            });
         }
-        if any(question, STOCK_WORDS) && !p.variants.is_empty() {
+        // A stock question, or a colour this product may not come in: what there is.
+        if (any(question, STOCK_WORDS) || !named.is_empty() || names_colour(&q))
+            && !p.variants.is_empty()
+        {
             let mut avail: Vec<String> = Vec::new();
             let mut out: Vec<String> = Vec::new();
             for v in &p.variants {
@@ -345,13 +688,13 @@ impl Knowledge {
                     }
                     t
                 };
-                return Answer {
+                return Some(Answer {
                     text: self.with_link(text, p, zh),
                     language: lang.into(),
                     confidence: 1.0,
                     kind: Kind::Stock,
                     sources: source,
-                };
+                });
             }
         }
         if any(question, PRICE_WORDS)
@@ -368,43 +711,85 @@ impl Knowledge {
                 (false, true) => format!("{} costs from {}.", p.title, money(p, price)),
                 (false, false) => format!("{} costs {}.", p.title, money(p, price)),
             };
-            return Answer {
+            return Some(Answer {
                 text: self.with_link(text, p, zh),
                 language: lang.into(),
                 confidence: 1.0,
                 kind: Kind::Price,
                 sources: source,
-            };
+            });
         }
         // A fact the question asks about, beyond the product's name.
-        let title_terms: std::collections::HashSet<String> = terms(&p.title).into_iter().collect();
+        let title_terms: HashSet<&String> = self.names.terms[i].iter().collect();
         let rest: Vec<String> = terms(question)
             .into_iter()
-            .filter(|t| !title_terms.contains(t))
+            .filter(|t| !title_terms.contains(t) && !named.contains(t))
+            .collect();
+        let specific: Vec<&String> = rest
+            .iter()
+            .filter(|t| !ABOUT_WORDS.iter().any(|w| t.starts_with(w)))
             .collect();
         if !rest.is_empty() {
+            // Each word of the question with its other-language spec words; the fact that
+            // covers the most of the question's words.
+            let groups: Vec<Vec<String>> = rest.iter().map(|t| spec_group(t)).collect();
+            let query: Vec<&str> = groups.iter().flatten().map(String::as_str).collect();
             let hits = self.index.search(
-                &rest.join(" "),
-                3,
+                &query.join(" "),
+                5,
                 |x| matches!(x, Passage::Fact(pi, _) if pi == i),
             );
-            if let Some(h) = hits.first().filter(|h| h.coverage >= MIN_CONFIDENCE)
-                && let Passage::Fact(_, j) = h.passage
-            {
+            let mut best: Option<(usize, f32)> = None;
+            for h in &hits {
+                let Passage::Fact(_, j) = h.passage else {
+                    continue;
+                };
+                let f = &p.facts[j];
+                let have: HashSet<String> = terms(&format!("{} {} {}", p.title, f.name, f.value))
+                    .into_iter()
+                    .collect();
+                // A word found as asked counts fully, through the other language a little
+                // less (充绒量 is "Fill weight 充绒量", not "Fill").
+                let covered = groups
+                    .iter()
+                    .map(|g| {
+                        if have.contains(&g[0]) {
+                            1.0
+                        } else if g.iter().any(|t| have.contains(t)) {
+                            0.9
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum::<f32>()
+                    / groups.len() as f32;
+                if best.is_none_or(|b| covered > b.1) {
+                    best = Some((j, covered));
+                }
+            }
+            if let Some((j, coverage)) = best.filter(|b| b.1 >= MIN_CONFIDENCE) {
                 let f = &p.facts[j];
                 let text = if f.name.starts_with("description") {
                     format!("{}：{}", p.title, f.source)
                 } else {
                     format!("{} — {}", p.title, f.source)
                 };
-                return Answer {
+                return Some(Answer {
                     text,
                     language: text::language(&f.source).into(),
-                    confidence: h.coverage,
+                    confidence: coverage,
                     kind: Kind::Product,
                     sources: source,
-                };
+                });
             }
+        }
+        // Something no fact of the product covers ("can you ship the lantern to Australia"):
+        // the shop's policy if it has one, else a person.
+        if !specific.is_empty() {
+            let policy: Vec<&str> = specific.iter().map(|t| t.as_str()).collect();
+            return self
+                .faq_answer(question, zh)
+                .or_else(|| self.faq_answer(&policy.join(" "), zh));
         }
         // The product in short: price and its first facts.
         let mut parts = Vec::new();
@@ -433,13 +818,13 @@ impl Knowledge {
         } else {
             format!("{}: {}.", p.title, parts.join("; "))
         };
-        Answer {
+        Some(Answer {
             text: self.with_link(text, p, zh),
             language: lang.into(),
             confidence: 1.0,
             kind: Kind::Product,
             sources: source,
-        }
+        })
     }
 
     fn with_link(&self, text: String, p: &Product, zh: bool) -> String {
@@ -497,6 +882,14 @@ impl Knowledge {
         };
         let warm_keys = ["保暖", "充绒", "克重", "gsm", "fill", "warmth", "温标"];
         let weight_keys = ["重量", "weight", "克", "kg", "g"];
+        // The fact a ranking rests on is the one each line shows.
+        let ranked_by: Option<&[&str]> = if any(question, WARM_WORDS) {
+            Some(&warm_keys)
+        } else if any(question, LIGHT_WORDS) {
+            Some(&weight_keys)
+        } else {
+            None
+        };
         if any(question, WARM_WORDS) {
             candidates
                 .sort_by_key(|c| std::cmp::Reverse(value(c.0, &warm_keys).unwrap_or(Decimal::MIN)));
@@ -516,7 +909,21 @@ impl Knowledge {
             if let Some(price) = p.price {
                 bits.push(money(p, price));
             }
-            if let Some(f) = p.facts.iter().find(|f| !f.name.starts_with("description")) {
+            let shown = ranked_by
+                .and_then(|words| {
+                    p.facts.iter().find(|f| {
+                        number_in(&f.value).is_some()
+                            && words.iter().any(|w| {
+                                text::normalise(&format!("{} {}", f.name, f.value)).contains(w)
+                            })
+                    })
+                })
+                .or_else(|| {
+                    p.facts
+                        .iter()
+                        .find(|f| !f.name.starts_with("description") && !any(&f.name, PRICE_WORDS))
+                });
+            if let Some(f) = shown {
                 bits.push(f.source.clone());
             }
             if bits.is_empty() {
@@ -654,6 +1061,41 @@ mod tests {
         assert!(a.text.contains("80% cotton"), "{}", a.text);
         let a = k.answer("tell me about the hoodie", "en").expect("answer");
         assert_eq!(a.kind, Kind::Which, "{}", a.text);
+    }
+
+    #[test]
+    fn products_are_named_by_a_word_only_they_have_by_kind_and_by_colour_in_either_language() {
+        let k = shop();
+        // "hoodie" is a kind (three products), "grey" narrows it to the one in grey.
+        let a = k
+            .answer("is the grey hoodie in stock in M", "en")
+            .expect("answer");
+        assert!(a.text.starts_with("Cloud Hoodie in Grey M"), "{}", a.text);
+        let a = k.answer("灰色的卫衣 cloud 有M码吗", "zh").expect("answer");
+        assert!(a.text.contains("Grey M：有货"), "{}", a.text);
+        // A word only one title has.
+        let a = k.answer("how much is the parka", "en").expect("answer");
+        assert!(a.text.contains("$189"), "{}", a.text);
+        // A colour the product does not come in: what it does come in.
+        let a = k
+            .answer("do you have the Breeze Hoodie in black?", "en")
+            .expect("answer");
+        assert!(a.text.contains("in stock: M"), "{}", a.text);
+        // A kind without a product: the FAQ when it answers, else which one.
+        let a = k.answer("which hoodie sizes", "en").expect("answer");
+        assert!(
+            matches!(a.kind, Kind::Which | Kind::Recommendation),
+            "{:?}",
+            a
+        );
+        // Something about a named product its facts do not cover: the policy, or a person.
+        let a = k.answer("Cloud Hoodie 退货政策", "zh").expect("answer");
+        assert_eq!(a.kind, Kind::Faq, "{}", a.text);
+        assert!(
+            k.answer("does the Cloud Hoodie glow in the dark", "en")
+                .is_none(),
+            "not in the shop's knowledge"
+        );
     }
 
     #[test]

@@ -90,7 +90,13 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Vec<FaqEn
             }
             Event::HardBreak
             | Event::End(
-                TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::TableHead | TagEnd::TableRow,
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::TableHead
+                | TagEnd::TableRow
+                | TagEnd::Item
+                | TagEnd::List(_)
+                | TagEnd::BlockQuote(_),
             ) => {
                 if let Some(o) = open.as_mut().filter(|_| !in_question) {
                     o.answer.push('\n');

@@ -37,6 +37,8 @@ static SELECT: LazyLock<Selector> = LazyLock::new(|| sel("select"));
 static OPTION: LazyLock<Selector> = LazyLock::new(|| sel("option"));
 static DATA_SKU: LazyLock<Selector> = LazyLock::new(|| sel("[data-sku]"));
 static LABEL: LazyLock<Selector> = LazyLock::new(|| sel("label"));
+static INS: LazyLock<Selector> = LazyLock::new(|| sel("ins"));
+static PAIR_PARENTS: LazyLock<Selector> = LazyLock::new(|| sel("div, section"));
 
 const BLOCKS: &[&str] = &[
     "p",
@@ -150,8 +152,8 @@ fn json_products(v: &Value, out: &mut Vec<Value>) {
         Value::Array(a) => a.iter().for_each(|x| json_products(x, out)),
         Value::Object(o) => {
             let is_product = match o.get("@type") {
-                Some(Value::String(t)) => t == "Product",
-                Some(Value::Array(ts)) => ts.iter().any(|t| t == "Product"),
+                Some(Value::String(t)) => t == "Product" || t == "ProductGroup",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "Product" || t == "ProductGroup"),
                 _ => false,
             };
             if is_product {
@@ -162,6 +164,15 @@ fn json_products(v: &Value, out: &mut Vec<Value>) {
             }
         }
         _ => {}
+    }
+}
+
+/// A schema.org node's offers (one or a list).
+fn offers_of(p: &Value) -> Vec<Value> {
+    match p.get("offers") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => Vec::new(),
     }
 }
 
@@ -184,6 +195,84 @@ fn meta(doc: &Html, attr: &str, name: &str) -> Option<String> {
 fn first_text(doc: &Html, css: &str) -> Option<String> {
     let s = Selector::parse(css).ok()?;
     doc.select(&s).map(text_of).find(|t| !t.is_empty())
+}
+
+/// The text of the first element matching `css` that has any, one line per block.
+fn first_lines(doc: &Html, css: &str) -> Option<Vec<String>> {
+    let s = Selector::parse(css).ok()?;
+    doc.select(&s)
+        .map(|e| text_lines(&e.inner_html()))
+        .find(|l| !l.is_empty())
+}
+
+/// The text of an element without struck-through parts (`<del>¥299</del><ins>¥259</ins>`:
+/// the old price is not the price).
+fn current_text(e: ElementRef<'_>) -> String {
+    fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String) {
+        for child in node.children() {
+            match child.value() {
+                Node::Text(t) => {
+                    out.push_str(&t.text);
+                    out.push(' ');
+                }
+                Node::Element(e)
+                    if !matches!(
+                        e.name(),
+                        "del" | "s" | "strike" | "script" | "style" | "template"
+                    ) && !e.attr("class").is_some_and(|c| {
+                        c.contains("compare") || c.contains("was-price") || c.contains("original")
+                    }) =>
+                {
+                    walk(child, out)
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(ins) = e.select(&INS).next() {
+        return text_of(ins);
+    }
+    let mut out = String::new();
+    walk(*e, &mut out);
+    squash(&out)
+}
+
+/// The page's price as written, where storefronts put it: microdata, then elements named
+/// for a price by class, id or test id (the first one that holds a number).
+fn page_price(doc: &Html) -> Option<String> {
+    for css in [
+        "[itemprop=price]",
+        "[data-testid*=price]",
+        "[class*=price]",
+        "[id*=price]",
+    ] {
+        let Ok(sel) = Selector::parse(css) else {
+            continue;
+        };
+        for e in doc.select(&sel) {
+            let t = e
+                .value()
+                .attr("content")
+                .map(str::to_owned)
+                .unwrap_or_else(|| current_text(e));
+            if price_in(&t).is_some() {
+                return Some(t);
+            }
+        }
+    }
+    None
+}
+
+/// A page title without the site's name (`羽绒睡袋 | 山野生活`, `Down coat – Shanye`).
+fn without_site(title: String) -> String {
+    for sep in [" | ", " – ", " — ", " - ", "｜"] {
+        if let Some((first, _)) = title.split_once(sep)
+            && !first.trim().is_empty()
+        {
+            return first.trim().to_owned();
+        }
+    }
+    title
 }
 
 fn sold_out(s: &str) -> bool {
@@ -259,6 +348,50 @@ fn page_facts(doc: &Html) -> Vec<Fact> {
             }
         }
     }
+    // Label/value grids written with plain elements (`<div>Fabric weight</div><div>480
+    // gsm</div>…`, as utility-CSS themes do): a container whose children are only short
+    // leaf `div`/`span`/`p` elements, in pairs.
+    for parent in doc.select(&PAIR_PARENTS) {
+        let children: Vec<ElementRef<'_>> =
+            parent.children().filter_map(ElementRef::wrap).collect();
+        let leaf = |e: &ElementRef<'_>| {
+            matches!(e.value().name(), "div" | "span" | "p")
+                && e.descendants()
+                    .filter_map(ElementRef::wrap)
+                    .skip(1)
+                    .all(|d| {
+                        matches!(
+                            d.value().name(),
+                            "span" | "b" | "strong" | "em" | "i" | "small" | "sup" | "sub" | "a"
+                        )
+                    })
+        };
+        let is_price = parent
+            .value()
+            .attrs()
+            .any(|(_, v)| v.to_ascii_lowercase().contains("price"));
+        if is_price
+            || children.len() < 2
+            || !children.len().is_multiple_of(2)
+            || !children.iter().all(leaf)
+        {
+            continue;
+        }
+        let cells: Vec<String> = children.iter().map(|c| text_of(*c)).collect();
+        if cells
+            .chunks(2)
+            .any(|p| p[0].is_empty() || p[1].is_empty() || p[0].chars().count() > 40)
+        {
+            continue;
+        }
+        for p in cells.chunks(2) {
+            facts.push(Fact {
+                source: format!("{}: {}", p[0], p[1]),
+                name: p[0].trim_end_matches([':', '：']).to_owned(),
+                value: p[1].clone(),
+            });
+        }
+    }
     for li in doc.select(&LI) {
         let t = text_of(li);
         if let Some((n, v)) = t.split_once([':', '：'])
@@ -276,13 +409,31 @@ fn page_facts(doc: &Html) -> Vec<Fact> {
     facts
 }
 
+/// An option's label without a stock note: `XL (sold out)`, `沙漠黄（缺货）`,
+/// `Mist Blue - Sold out` (Shopify's Debut theme).
+fn option_label(label: &str) -> String {
+    let base = label.split(['(', '（']).next().unwrap_or(label);
+    let base = match base.rsplit_once(" - ") {
+        Some((head, tail)) if sold_out(tail) || tail.trim().eq_ignore_ascii_case("unavailable") => {
+            head
+        }
+        _ => base,
+    };
+    base.trim().to_owned()
+}
+
 fn select_variants(doc: &Html, id: &str) -> (Vec<String>, Vec<Variant>) {
     let mut names = Vec::new();
-    let mut variants = Vec::new();
+    // Selects that say something about stock (a disabled option, `data-stock`, a sold-out
+    // label) are the variants; a select that only lists choices is used when no select says
+    // anything, and then availability is unknown, never assumed.
+    let mut signalled = Vec::new();
+    let mut plain = Vec::new();
     for select in doc.select(&SELECT) {
         let name = select
             .value()
             .attr("name")
+            .filter(|n| *n != "id")
             .or(select.value().attr("data-option"))
             .map(str::to_owned)
             .or_else(|| {
@@ -290,44 +441,75 @@ fn select_variants(doc: &Html, id: &str) -> (Vec<String>, Vec<Variant>) {
                 doc.select(&LABEL)
                     .find(|l| l.value().attr("for") == Some(id))
                     .map(text_of)
-            })
-            .unwrap_or_else(|| "option".into());
-        names.push(name);
-        for o in select.select(&OPTION) {
+            });
+        let options: Vec<ElementRef<'_>> = select.select(&OPTION).collect();
+        let has_signal = options.iter().any(|o| {
+            o.value().attr("disabled").is_some()
+                || o.value().attr("data-stock").is_some()
+                || o.value().attr("data-available").is_some()
+                || sold_out(&text_of(*o))
+        });
+        if let Some(n) = name.clone()
+            && (select.value().attr("name") != Some("id"))
+        {
+            names.push(n);
+        }
+        let mut found = Vec::new();
+        for o in options {
             let label = text_of(o);
-            let value = o.value().attr("value").map(str::trim).unwrap_or("");
-            if value.is_empty() || label.is_empty() {
-                continue; // "Select a size" / 请选择
+            let value = o.value().attr("value").map(str::trim);
+            let disabled = o.value().attr("disabled").is_some();
+            // "Select a size" / 请选择: an empty value, not a choice; a disabled option
+            // without a value is a sold-out variant (Debut: `Mist Blue - Sold out`).
+            if label.is_empty()
+                || (value.is_none_or(str::is_empty) && !(disabled && sold_out(&label)))
+            {
+                continue;
             }
             let stock = o
                 .value()
                 .attr("data-stock")
                 .and_then(|s| s.trim().parse::<i64>().ok());
-            let available = if o.value().attr("disabled").is_some() || sold_out(&label) {
+            let available = if disabled || sold_out(&label) {
                 Some(false)
-            } else {
+            } else if let Some(a) = o.value().attr("data-available") {
+                Some(a == "true" || a == "1")
+            } else if has_signal {
                 stock.map(|n| n > 0).or(Some(true))
+            } else {
+                None
             };
-            let clean = label
-                .split(['(', '（', '-'])
-                .next()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .unwrap_or(value)
-                .to_owned();
-            variants.push(Variant {
+            let clean = option_label(&label);
+            let clean = if clean.is_empty() {
+                value.unwrap_or_default().to_owned()
+            } else {
+                clean
+            };
+            found.push(Variant {
                 sku: o
                     .value()
                     .attr("data-sku")
                     .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{id}-{value}")),
+                    .unwrap_or_else(|| {
+                        format!("{id}-{}", value.filter(|v| !v.is_empty()).unwrap_or(&clean))
+                    }),
                 options: vec![clean],
                 price: o.value().attr("data-price").and_then(price_in),
                 stock,
                 available,
             });
         }
+        if has_signal {
+            signalled.extend(found);
+        } else {
+            plain.extend(found);
+        }
     }
+    let mut variants = if signalled.is_empty() {
+        plain
+    } else {
+        signalled
+    };
     for e in doc.select(&DATA_SKU) {
         if e.value().name() == "option" {
             continue;
@@ -381,9 +563,9 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
     let title = ld
         .as_ref()
         .and_then(|p| str_of(p, "name"))
-        .or_else(|| meta(&doc, "property", "og:title"))
+        .or_else(|| meta(&doc, "property", "og:title").map(without_site))
         .or_else(|| first_text(&doc, "h1"))
-        .or_else(|| first_text(&doc, "title"));
+        .or_else(|| first_text(&doc, "title").map(without_site));
     let Some(title) = title else {
         problems.push(Problem::whole(
             file,
@@ -391,11 +573,27 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
         ));
         return None;
     };
-    let offers: Vec<Value> = match ld.as_ref().and_then(|p| p.get("offers")) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(o @ Value::Object(_)) => vec![o.clone()],
-        _ => Vec::new(),
-    };
+    // The product's offers, or each variant's of a ProductGroup (`hasVariant`, as Shopify's
+    // current themes write it), with the variant's SKU, name and option values.
+    let mut offers: Vec<Value> = ld.as_ref().map(offers_of).unwrap_or_default();
+    if let Some(Value::Array(vs)) = ld.as_ref().and_then(|p| p.get("hasVariant")) {
+        for v in vs {
+            let mut own = offers_of(v);
+            if own.is_empty() {
+                own.push(Value::Object(Default::default()));
+            }
+            for mut o in own {
+                if let Value::Object(m) = &mut o {
+                    for k in ["sku", "name", "color", "size", "material", "pattern"] {
+                        if let Some(x) = v.get(k) {
+                            m.entry(k).or_insert(x.clone());
+                        }
+                    }
+                }
+                offers.push(o);
+            }
+        }
+    }
     let mut variants: Vec<Variant> = offers
         .iter()
         .filter(|o| str_of(o, "sku").is_some() || str_of(o, "name").is_some())
@@ -405,15 +603,24 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
             Variant {
                 sku: str_of(o, "sku")
                     .unwrap_or_else(|| format!("{id}-{}", str_of(o, "name").unwrap_or_default())),
-                options: str_of(o, "name")
-                    .map(|n| {
-                        n.trim_start_matches(title.as_str())
-                            .trim_matches([' ', '-', '/', '—'])
-                            .to_owned()
-                    })
-                    .filter(|n| !n.is_empty())
-                    .map(|n| n.split(['/', ',']).map(|x| x.trim().to_owned()).collect())
-                    .unwrap_or_default(),
+                options: Some(
+                    ["color", "size", "material", "pattern"]
+                        .iter()
+                        .filter_map(|k| str_of(o, k))
+                        .collect::<Vec<_>>(),
+                )
+                .filter(|x| !x.is_empty())
+                .or_else(|| {
+                    str_of(o, "name")
+                        .map(|n| {
+                            n.trim_start_matches(title.as_str())
+                                .trim_matches([' ', '-', '/', '—'])
+                                .to_owned()
+                        })
+                        .filter(|n| !n.is_empty())
+                        .map(|n| n.split(['/', ',']).map(|x| x.trim().to_owned()).collect())
+                })
+                .unwrap_or_default(),
                 price: str_of(o, "price").and_then(|p| price_in(&p)),
                 stock: o
                     .get("inventoryLevel")
@@ -425,7 +632,22 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
         .collect();
     let (option_names, page_variants) = select_variants(&doc, &id);
     if variants.iter().all(|v| v.options.is_empty()) && !page_variants.is_empty() {
-        variants = page_variants;
+        // Offers without option names (Shopify's Debut theme): the page names the options;
+        // offers in the same number and order give the SKUs, prices and availability the
+        // page does not.
+        let mut merged = page_variants;
+        if merged.len() == variants.len() {
+            let synthetic = format!("{id}-");
+            for (m, o) in merged.iter_mut().zip(&variants) {
+                if m.sku.starts_with(&synthetic) {
+                    m.sku = o.sku.clone();
+                }
+                m.available = m.available.or(o.available);
+                m.price = m.price.or(o.price);
+                m.stock = m.stock.or(o.stock);
+            }
+        }
+        variants = merged;
     }
     let price_text = offers
         .iter()
@@ -433,8 +655,7 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
         .next()
         .or_else(|| meta(&doc, "property", "product:price:amount"))
         .or_else(|| meta(&doc, "itemprop", "price"))
-        .or_else(|| first_text(&doc, "[itemprop=price]"))
-        .or_else(|| first_text(&doc, "[class*=price]"));
+        .or_else(|| page_price(&doc));
     let currency = offers
         .iter()
         .find_map(|o| str_of(o, "priceCurrency"))
@@ -451,15 +672,19 @@ pub fn parse(file: &str, source: &str, problems: &mut Vec<Problem>) -> Option<Pr
         .filter_map(|v| v.price)
         .min()
         .or_else(|| price_text.as_deref().and_then(price_in));
-    let description = ld
+    // The description, one line per paragraph or list item (a fact each).
+    let description_lines = ld
         .as_ref()
         .and_then(|p| str_of(p, "description"))
-        .or_else(|| first_text(&doc, "[itemprop=description]"))
-        .or_else(|| first_text(&doc, "[class*=description], #description"))
-        .or_else(|| meta(&doc, "name", "description"))
+        .map(|d| text_lines(&d))
+        .filter(|l| !l.is_empty())
+        .or_else(|| first_lines(&doc, "[itemprop=description]"))
+        .or_else(|| first_lines(&doc, "[class*=description], #description"))
+        .or_else(|| meta(&doc, "name", "description").map(|d| vec![d]))
         .unwrap_or_default();
+    let description = description_lines.join("\n");
     let mut facts = page_facts(&doc);
-    for (i, line) in text_lines(&description).into_iter().enumerate() {
+    for (i, line) in description_lines.into_iter().enumerate() {
         facts.push(Fact {
             name: if i == 0 {
                 "description".into()
@@ -571,6 +796,60 @@ mod tests {
         assert_eq!(product.available_in("m"), Some(true));
         assert_eq!(product.variants[1].stock, Some(4));
         assert!(product.description.contains("420 gsm"));
+    }
+
+    #[test]
+    fn themes_without_tables_debut_selects_product_groups_and_struck_prices() {
+        // Utility-CSS grid of label/value divs, a struck-through old price, a title with the
+        // site's name, a Debut-style variant select whose sold-out option has no value, and a
+        // plain choice select that says nothing about stock.
+        let page = r#"<html><head><title>Mug – Shanye</title></head><body>
+<div class="product-price"><del>¥59.00</del> <ins>¥39.00</ins></div>
+<div class="grid grid-cols-2"><div>Capacity</div><div>350 ml</div><div>Care</div><div>Dishwasher safe</div></div>
+<div><p>Colour</p><div><button>Cream</button><button>Blue</button></div></div>
+<label for="c">Colour</label><select id="c"><option value="Cream">Cream</option><option value="Mist Blue">Mist Blue</option></select>
+<select name="id"><option value="4001" selected>Cream</option><option disabled>Mist Blue - Sold out</option></select>
+</body></html>"#;
+        let mut p = Vec::new();
+        let product = parse("products/mug.html", page, &mut p).expect("product");
+        assert_eq!(product.title, "Mug");
+        assert_eq!(
+            product.price,
+            Some(Decimal::new(39, 0)),
+            "not the old price"
+        );
+        let fact = |n: &str| {
+            product
+                .facts
+                .iter()
+                .find(|f| f.name == n)
+                .map(|f| f.value.as_str())
+        };
+        assert_eq!(fact("Capacity"), Some("350 ml"));
+        assert_eq!(fact("Care"), Some("Dishwasher safe"));
+        assert!(
+            product.facts.iter().all(|f| f.name != "Colour"),
+            "buttons are not a value: {:?}",
+            product.facts
+        );
+        assert_eq!(product.option_names, ["Colour"]);
+        assert_eq!(product.available_in("Cream"), Some(true));
+        assert_eq!(product.available_in("Mist Blue"), Some(false));
+
+        // A select alone says nothing about stock: unknown, never "in stock".
+        let page = r#"<html><body><h1>Plain Tee</h1><select name="size"><option value="S">S</option><option value="M">M</option></select></body></html>"#;
+        let product = parse("products/tee.html", page, &mut p).expect("product");
+        assert_eq!(product.available_in("M"), None);
+
+        // schema.org ProductGroup with hasVariant (Shopify's current themes).
+        let page = r#"<html><head><script type="application/ld+json">{"@context":"https://schema.org","@type":"ProductGroup","name":"Down Coat","hasVariant":[{"@type":"Product","sku":"DC-BLK-M","color":"Black","size":"M","offers":{"@type":"Offer","price":"899","priceCurrency":"CNY","availability":"https://schema.org/InStock"}},{"@type":"Product","sku":"DC-NVY-M","color":"Navy","size":"M","offers":{"@type":"Offer","price":"899","priceCurrency":"CNY","availability":"https://schema.org/OutOfStock"}}]}</script></head><body></body></html>"#;
+        let product = parse("products/coat.html", page, &mut p).expect("product");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(product.variants.len(), 2);
+        assert_eq!(product.variants[1].sku, "DC-NVY-M");
+        assert_eq!(product.variants[1].options, ["Navy", "M"]);
+        assert_eq!(product.available_in("Navy"), Some(false));
+        assert_eq!(product.price, Some(Decimal::new(899, 0)));
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub struct Index {
     passages: Vec<Passage>,
     /// The terms of each passage (title and text), for coverage.
     passage_terms: Vec<HashSet<String>>,
+    /// Each passage's text, normalised: a one-character Chinese word of a question (退,
+    /// 换, 寄) is covered where the passage has the character in any word (退货, 换货).
+    passage_text: Vec<String>,
 }
 
 impl Index {
@@ -215,12 +218,14 @@ impl Index {
         let mut writer: IndexWriter = index.writer_with_num_threads(1, 50_000_000)?;
         let mut passages = Vec::new();
         let mut passage_terms = Vec::new();
+        let mut passage_text = Vec::new();
         let mut add = |passage: Passage, t: String, body: String| -> tantivy::Result<()> {
             let mut doc = tantivy::TantivyDocument::default();
             doc.add_u64(id, passages.len() as u64);
             doc.add_text(title, &t);
             doc.add_text(text, &body);
             passage_terms.push(terms(&format!("{t} {body}")).into_iter().collect());
+            passage_text.push(text::normalise(&format!("{t} {body}")));
             passages.push(passage);
             writer.add_document(doc)?;
             Ok(())
@@ -251,6 +256,7 @@ impl Index {
             title,
             passages,
             passage_terms,
+            passage_text,
         })
     }
 
@@ -292,7 +298,16 @@ impl Index {
                 continue;
             }
             let have = &self.passage_terms[i];
-            let covered = q.iter().filter(|t| have.contains(*t)).count();
+            let covered = q
+                .iter()
+                .filter(|t| {
+                    have.contains(*t) || {
+                        let mut cs = t.chars();
+                        matches!((cs.next(), cs.next()), (Some(c), None) if text::is_han(c))
+                            && self.passage_text[i].contains(t.as_str())
+                    }
+                })
+                .count();
             hits.push(Hit {
                 passage,
                 score,
