@@ -9,6 +9,11 @@ use uuid::Uuid;
 const NAMESPACE: Uuid = Uuid::from_u128(0x6b65_6675_2d65_7665_6e74_2d69_6473_0001);
 
 /// A fresh random id (for events that start a flow).
+/// `MessageEvent.route_reason` of a message the bot may answer only from the shop's knowledge:
+/// the classifier was not confident, so no order is looked up or acted on and no intent
+/// template is used; the knowledge service answers, or a person does.
+pub const ROUTE_KNOWLEDGE_ONLY: &str = "low confidence: shop knowledge only";
+
 pub fn new_id() -> String {
     Uuid::new_v4().to_string()
 }

@@ -221,7 +221,15 @@ impl Handler for Pipeline {
             .unwrap_or("other");
         let zh = msg.language == "zh";
         let key = meta.conversation_id.clone();
-        let (text, language) = match self.order_plan(&meta.shop_id, &msg, intent, zh).await {
+        // The classifier was unsure: only the shop's knowledge may answer (no order lookup or
+        // action, no intent template), else a person.
+        let knowledge_only = msg.route_reason == event::ROUTE_KNOWLEDGE_ONLY;
+        let plan = if knowledge_only {
+            None
+        } else {
+            self.order_plan(&meta.shop_id, &msg, intent, zh).await
+        };
+        let (text, language) = match plan {
             Some(orders::Plan::Reply(text)) => (text, if zh { "zh" } else { "en" }),
             Some(orders::Plan::Handover { reason, order_id }) => {
                 // The bot cannot act on this order: a person takes over, with the order.
@@ -249,21 +257,28 @@ impl Handler for Pipeline {
                 .map_err(|s| HandleError::Transient(anyhow::anyhow!("knowledge service: {s}")))?;
                 match known {
                     Some((text, language)) => (text, if language == "zh" { "zh" } else { "en" }),
-                    None => match templates::answer(intent, &msg.language) {
-                        Some(a) => (a.text, a.language),
-                        None => {
-                            // Not in the shop's knowledge: a person answers (a ticket opens and
-                            // the customer is told so), never an invented policy.
-                            let mut esc = msg.clone();
-                            esc.meta = Some(event::derive_meta(meta, "assistant.handover"));
-                            esc.route = Route::Human as i32;
-                            esc.route_reason = "not_in_shop_knowledge".into();
-                            self.producer
-                                .send_event(&self.kafka.topic(topics::ESCALATIONS), &key, &esc)
-                                .await?;
-                            return Ok(Handled::Done);
+                    None => {
+                        match templates::answer(intent, &msg.language).filter(|_| !knowledge_only) {
+                            Some(a) => (a.text, a.language),
+                            None => {
+                                // Not in the shop's knowledge: a person answers (a ticket opens and
+                                // the customer is told so), never an invented policy.
+                                let mut esc = msg.clone();
+                                esc.meta = Some(event::derive_meta(meta, "assistant.handover"));
+                                esc.route = Route::Human as i32;
+                                esc.route_reason = if knowledge_only {
+                                    "low confidence, not in shop knowledge"
+                                } else {
+                                    "not_in_shop_knowledge"
+                                }
+                                .into();
+                                self.producer
+                                    .send_event(&self.kafka.topic(topics::ESCALATIONS), &key, &esc)
+                                    .await?;
+                                return Ok(Handled::Done);
+                            }
                         }
-                    },
+                    }
                 }
             }
         };

@@ -26,8 +26,10 @@ pub struct Decision {
 
 /// Rules, in order: the conversation is with a person (waiting for or talking to an agent) →
 /// human, silently; the customer asked for a person or complained → human; the shop routes
-/// this intent to people → human; confidence below the threshold → human; the same question
-/// `max_repeats` times in a row (the bot is not resolving it) → human; otherwise the bot
+/// this intent to people → human; the same question `max_repeats` times in a row (the bot is
+/// not resolving it) → human; confidence below the threshold → the bot, from the shop's
+/// knowledge only ([`ROUTE_KNOWLEDGE_ONLY`](kefu_runtime::event::ROUTE_KNOWLEDGE_ONLY): no order
+/// is looked up, and when the knowledge does not answer a person does); otherwise the bot
 /// answers. Out-of-scope questions go to the bot too: the classifier's scope is generic, the
 /// shop's knowledge is not, and the assistant hands over to a person when the knowledge has
 /// no answer. Each shop can set its own values (`SetDialoguePolicy`).
@@ -78,9 +80,7 @@ impl Policy {
         if self.human_intents.contains(&c.intent) {
             return human("shop rule");
         }
-        if c.intent != "out_of_scope" && c.confidence < self.min_confidence {
-            return human("low confidence");
-        }
+        let unsure = c.intent != "out_of_scope" && c.confidence < self.min_confidence;
         if self.max_repeats > 0
             && let Some(conv) = conv
         {
@@ -89,6 +89,14 @@ impl Policy {
             if previous.len() + 1 == self.max_repeats && previous.iter().all(|i| *i == c.intent) {
                 return human("bot not resolving");
             }
+        }
+        if unsure {
+            // The generic intent is a guess; the shop's knowledge, which has its own
+            // threshold, may still answer. Nothing is done on an order for it.
+            return Decision {
+                route: RouteTo::Bot,
+                reason: kefu_runtime::event::ROUTE_KNOWLEDGE_ONLY,
+            };
         }
         Decision {
             route: RouteTo::Bot,
@@ -116,9 +124,10 @@ mod tests {
             p.decide(Some(&c("shipping_delay", 0.9)), None).route,
             RouteTo::Bot
         );
+        let unsure = p.decide(Some(&c("shipping_delay", 0.3)), None);
         assert_eq!(
-            p.decide(Some(&c("shipping_delay", 0.3)), None).reason,
-            "low confidence"
+            (unsure.route, unsure.reason),
+            (RouteTo::Bot, kefu_runtime::event::ROUTE_KNOWLEDGE_ONLY)
         );
         assert_eq!(
             p.decide(Some(&c("human_agent", 0.9)), None).route,
