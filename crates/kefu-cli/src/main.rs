@@ -132,10 +132,58 @@ enum KnowledgeCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Parse DIR and run its scenarios here, without importing anything (no service, no
+    /// key): what `import` would report for a shop with no active version. Exits 1 when the
+    /// bundle does not parse or a scenario fails.
+    Check { dir: PathBuf },
     /// The shop's versions and which is active.
     Status,
     /// Make the version before the active one active again.
     Rollback,
+}
+
+/// `kefu knowledge check DIR`: the bundle parsed and its scenarios answered by the same code
+/// the knowledge service runs.
+fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
+    let bundle = match kefu_knowledge::bundle::Bundle::load_dir(dir) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("the bundle does not parse:");
+            for p in &e.0 {
+                eprintln!("  {p}");
+            }
+            bail!("{} problem(s) in {}", e.0.len(), dir.display());
+        }
+    };
+    let scenarios = bundle.scenarios.clone();
+    println!(
+        "{} FAQ entries, {} products, {} promotions, {} scenarios",
+        bundle.faq.len(),
+        bundle.products.len(),
+        bundle.promotions.as_ref().map_or(0, |p| p.promotions.len()),
+        scenarios.len()
+    );
+    let k = kefu_knowledge::answer::Knowledge::new(bundle)?;
+    let mut passed = 0;
+    for s in &scenarios {
+        let reply = k.reply(&s.text, "");
+        let why = kefu_knowledge::scenario::check(s, &reply);
+        if why.is_empty() {
+            passed += 1;
+            println!("  pass  {}", s.text);
+        } else {
+            println!(
+                "  FAIL  {}\n      reply: {reply}\n      {}",
+                s.text,
+                why.join("; ")
+            );
+        }
+    }
+    println!("scenarios: {passed}/{} pass", scenarios.len());
+    if passed < scenarios.len() {
+        bail!("{} scenario(s) fail", scenarios.len() - passed);
+    }
+    Ok(())
 }
 
 async fn knowledge(
@@ -148,12 +196,17 @@ async fn knowledge(
         ActivateRequest, BundleChunk, EvaluateRequest, GetStatusRequest, RollbackRequest,
         knowledge_service_client::KnowledgeServiceClient,
     };
-    let key = key.key()?;
-    let mut client = KnowledgeServiceClient::new(connect(&url).await?)
-        .max_encoding_message_size(2 * 1024 * 1024)
-        .max_decoding_message_size(16 * 1024 * 1024);
+    // Everything but `check` talks to the service as the shop.
+    let open = async || -> anyhow::Result<_> {
+        let client = KnowledgeServiceClient::new(connect(&url).await?)
+            .max_encoding_message_size(2 * 1024 * 1024)
+            .max_decoding_message_size(16 * 1024 * 1024);
+        Ok((key.key()?, client))
+    };
     match command {
+        KnowledgeCommand::Check { dir } => check_bundle(&dir)?,
         KnowledgeCommand::Import { dir, force } => {
+            let (key, mut client) = open().await?;
             let files = kefu_knowledge::bundle::read_dir(&dir)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
             let mut chunks = Vec::new();
@@ -260,6 +313,7 @@ async fn knowledge(
             }
         }
         KnowledgeCommand::Status => {
+            let (key, mut client) = open().await?;
             let st = client
                 .get_status(with_credential(
                     &key,
@@ -288,6 +342,7 @@ async fn knowledge(
             }
         }
         KnowledgeCommand::Rollback => {
+            let (key, mut client) = open().await?;
             let r = client
                 .rollback(with_credential(&key, RollbackRequest { shop_id: shop })?)
                 .await

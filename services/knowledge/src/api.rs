@@ -6,7 +6,7 @@ use std::{
 
 use kefu_knowledge::{
     Bundle,
-    answer::{Kind, Knowledge, handover},
+    answer::{Answer, Kind, Knowledge},
     bundle::{MAX_BUNDLE_BYTES, MAX_FILES},
     scenario,
 };
@@ -25,7 +25,7 @@ use sea_orm::DatabaseConnection;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::store;
+use crate::{phrasing::Phraser, store};
 
 /// Who may call what: the shop manages its knowledge; the assistant (a service) and the shop
 /// ask it questions.
@@ -43,6 +43,7 @@ const CACHED: usize = 64;
 pub struct Api {
     pub db: DatabaseConnection,
     cache: Mutex<HashMap<(String, i64), Arc<Knowledge>>>,
+    phraser: Option<Phraser>,
 }
 
 fn summary(b: &Bundle) -> Summary {
@@ -109,23 +110,46 @@ async fn build(files: Vec<(String, Vec<u8>)>) -> Result<Knowledge, ApiError> {
     .map_err(|e| ApiError::Internal(e.into()))?
 }
 
-/// The reply a customer gets to `text` from `k`: the shop's answer, or the hand-over.
-pub fn reply(k: &Knowledge, text: &str, language: &str) -> String {
-    let lang = if language.is_empty() {
-        kefu_knowledge::text::language(text)
-    } else {
-        language
-    };
-    k.answer(text, lang)
-        .map(|a| a.text)
-        .unwrap_or_else(|| handover(lang).to_owned())
-}
-
 impl Api {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
             cache: Mutex::new(HashMap::new()),
+            phraser: None,
+        }
+    }
+
+    /// Answers phrased by an LLM (`phrasing`), checked, with the extractive answer as fallback.
+    pub fn with_phraser(mut self, phraser: Option<Phraser>) -> Self {
+        self.phraser = phraser;
+        self
+    }
+
+    /// The reply to `question` from `k` as a customer gets it: the answer (phrased when an LLM
+    /// is configured and its reply passes the checks) or `None`.
+    async fn respond(
+        &self,
+        k: &Knowledge,
+        question: &str,
+        language: &str,
+    ) -> Option<(Answer, bool)> {
+        let mut a = k.answer(question, language)?;
+        let mut phrased = false;
+        if let Some(p) = &self.phraser
+            && let Some(t) = p.phrase(question, &a.text, &a.language).await
+        {
+            a.text = t;
+            phrased = true;
+        }
+        Some((a, phrased))
+    }
+
+    /// What a scenario is scored on: the reply, or the hand-over.
+    async fn scenario_reply(&self, k: &Knowledge, question: &str) -> String {
+        let lang = kefu_knowledge::text::language(question);
+        match self.respond(k, question, lang).await {
+            Some((a, _)) => a.text,
+            None => kefu_knowledge::answer::handover(lang).to_owned(),
         }
     }
 
@@ -171,7 +195,7 @@ impl Api {
             ..Default::default()
         };
         for s in &new.bundle.scenarios {
-            let r = reply(&new, &s.text, "");
+            let r = self.scenario_reply(&new, &s.text).await;
             let why = scenario::check(s, &r);
             let mut res = ScenarioResult {
                 text: s.text.clone(),
@@ -181,7 +205,7 @@ impl Api {
                 ..Default::default()
             };
             if let Some(old) = &old {
-                let r = reply(old, &s.text, "");
+                let r = self.scenario_reply(old, &s.text).await;
                 res.active_why = scenario::check(s, &r);
                 res.active_passed = res.active_why.is_empty();
                 res.active_reply = r;
@@ -380,20 +404,23 @@ impl KnowledgeService for Api {
         } else {
             r.language.clone()
         };
-        Ok(Response::new(match k.answer(&r.text, &lang) {
-            Some(a) => AnswerResponse {
-                found: true,
-                text: a.text,
-                language: a.language,
-                confidence: a.confidence,
-                kind: kind_name(a.kind).into(),
-                sources: a.sources,
-                version: active,
+        Ok(Response::new(
+            match self.respond(&k, &r.text, &lang).await {
+                Some((a, phrased)) => AnswerResponse {
+                    found: true,
+                    text: a.text,
+                    language: a.language,
+                    confidence: a.confidence,
+                    kind: kind_name(a.kind).into(),
+                    sources: a.sources,
+                    version: active,
+                    phrased,
+                },
+                None => AnswerResponse {
+                    version: active,
+                    ..Default::default()
+                },
             },
-            None => AnswerResponse {
-                version: active,
-                ..Default::default()
-            },
-        }))
+        ))
     }
 }

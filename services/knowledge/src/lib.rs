@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod entity;
+pub mod phrasing;
 pub mod store;
 
 use clap::Parser;
@@ -22,6 +23,7 @@ use kefu_runtime::{
     config::{DbArgs, ListenArgs, RuntimeArgs},
     db,
 };
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use tonic::service::Routes;
 
 pub const SERVICE: &str = "knowledge";
@@ -39,6 +41,8 @@ pub struct Args {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub llm: phrasing::LlmArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -50,8 +54,20 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50058, 9188);
     let svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    let outcomes: Family<Vec<(String, String)>, Counter> = Family::default();
+    svc.metrics.register(
+        "knowledge_phrasing",
+        "LLM phrasing attempts by outcome (phrased, invented_number, unusable, timeout, failed)",
+        outcomes.clone(),
+    );
+    let phraser = phrasing::Phraser::from_args(&args.llm, outcomes)
+        .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("{e:#}")));
+    if phraser.is_some() {
+        tracing::info!(url = %args.llm.url, model = %args.llm.model, "LLM phrasing on");
+    }
+    let api = api::Api::new(db).with_phraser(phraser);
     let routes = Routes::new(Guard::new(
-        KnowledgeServiceServer::new(api::Api::new(db)).max_decoding_message_size(MAX_MESSAGE),
+        KnowledgeServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE),
         svc.remote_gate(),
         api::policy,
     ));
