@@ -18,7 +18,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bins \
  && mkdir -p /out \
  && for b in kefu kefu-session-router kefu-translation kefu-intent-classifier kefu-assistant \
-             kefu-ticket kefu-order-sync kefu-metrics kefu-intent; do \
+             kefu-ticket kefu-order-sync kefu-knowledge kefu-metrics kefu-intent; do \
       cp target/release/$b /out/; \
     done
 

@@ -35,10 +35,10 @@ CHART = ROOT / "charts" / "kefu"
 K8S_BASE = ROOT / "k8s" / "base"
 KUBE_VERSIONS = ["1.27", "1.37"]
 SERVICES = ["session-router", "translation", "intent-classifier", "assistant", "ticket",
-            "order-sync", "metrics"]
+            "order-sync", "knowledge", "metrics"]
 CONSUMERS = {"session-router", "translation", "intent-classifier", "assistant", "ticket",
              "metrics"}
-DATABASE = {"session-router", "ticket", "order-sync", "metrics"}
+DATABASE = {"session-router", "ticket", "order-sync", "knowledge", "metrics"}
 
 failures: list[str] = []
 
@@ -192,6 +192,21 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
         if merged["migrations"]["enabled"] and svc in DATABASE:
             if env.get("KEFU_MIGRATE", {}).get("value") != "skip":
                 fail(f"{label}: with the migration Job, {svc} must start with KEFU_MIGRATE=skip")
+        # LLM phrasing: only the knowledge service talks to the provider, and its key comes
+        # from the Secret as a file, never as a plain value.
+        llm = merged["llm"]
+        if svc == "knowledge" and llm["url"]:
+            if env.get("KEFU_LLM_URL", {}).get("value") != llm["url"]:
+                fail(f"{label}: llm.url is set but knowledge has no KEFU_LLM_URL")
+            if llm["existingSecret"]:
+                vol = next((v for v in spec.get("volumes", []) if v["name"] == "llm"), None)
+                path = env.get("KEFU_LLM_API_KEY_FILE", {}).get("value", "")
+                mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+                if (vol is None or vol["secret"]["secretName"] != llm["existingSecret"]
+                        or not path.startswith(mounts.get("llm", "/nowhere") + "/")):
+                    fail(f"{label}: knowledge must read the LLM key from the Secret {llm['existingSecret']} as a file")
+        elif any(k.startswith("KEFU_LLM_") for k in env):
+            fail(f"{label}: {svc} gets LLM settings it does not use")
     if merged["migrations"]["enabled"]:
         jobs = by_kind(docs, "Job")
         job = jobs.get("kefu-migrate")

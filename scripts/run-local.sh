@@ -91,6 +91,7 @@ start translation
 start intent-classifier
 start assistant
 start ticket            KEFU_DATABASE_URL="sqlite://$STATE/data/ticket.db"
+start knowledge         KEFU_DATABASE_URL="sqlite://$STATE/data/knowledge.db"
 start metrics           KEFU_DATABASE_URL="sqlite://$STATE/data/metrics.db"
 start session-router    KEFU_DATABASE_URL="sqlite://$STATE/data/session-router.db" \
                         KEFU_SEED_SHOP=demo KEFU_SEED_API_KEY_FILE="$STATE/demo-api-key" \
@@ -99,7 +100,7 @@ start session-router    KEFU_DATABASE_URL="sqlite://$STATE/data/session-router.d
 log "waiting for every service to report SERVING"
 if ! "$BIN/kefu" health --wait-secs 120 \
     127.0.0.1:50051 127.0.0.1:50052 127.0.0.1:50053 127.0.0.1:50054 \
-    127.0.0.1:50055 127.0.0.1:50056 127.0.0.1:50057; then
+    127.0.0.1:50055 127.0.0.1:50056 127.0.0.1:50057 127.0.0.1:50058; then
   echo "a service did not start; logs are in $STATE/logs/" >&2
   exit 1
 fi
@@ -107,6 +108,18 @@ KEY=$(cat "$STATE/demo-api-key")
 log "loading the demo shop's orders"
 [ -f "$STATE/demo-orders.jsonl" ] || scripts/demo-orders.sh >"$STATE/demo-orders.jsonl"
 "$BIN/kefu" orders import "$STATE/demo-orders.jsonl" --shop demo --api-key-file "$STATE/demo-api-key"
+# The demo shop's knowledge (demo/knowledge: FAQ, product pages, promotions, scenarios),
+# released like a shop would: a new version, scored on its scenarios, then activated. Only
+# when the bundle changed since the last run (each import is a new version).
+sum=$(find demo/knowledge -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
+if [ "$(cat "$STATE/demo-knowledge.sha256" 2>/dev/null)" != "$sum" ]; then
+  log "releasing the demo shop's knowledge (demo/knowledge)"
+  if "$BIN/kefu" knowledge import demo/knowledge --shop demo --api-key-file "$STATE/demo-api-key"; then
+    echo "$sum" >"$STATE/demo-knowledge.sha256"
+  else
+    echo "the demo knowledge was not activated; see above" >&2
+  fi
+fi
 
 cat <<MSG
 
@@ -117,8 +130,9 @@ Kefu is running.
   order connectors: http://127.0.0.1:8086/v1/connectors/{shopify,webhook,tracking}/demo
                     (secrets in $STATE/connector-secrets)
   gRPC:             session-router 127.0.0.1:50051, translation :50052, intent-classifier :50053,
-                    assistant :50054, ticket :50055, order-sync :50056, metrics :50057
-  Prometheus:       http://127.0.0.1:9181/metrics … :9187/metrics
+                    assistant :50054, ticket :50055, order-sync :50056, metrics :50057,
+                    knowledge :50058
+  Prometheus:       http://127.0.0.1:9181/metrics … :9188/metrics
   operator token:   $STATE/operator-token   (kefu shops create|list|reset-key)
   broker (tansu):   127.0.0.1:$BROKER_PORT
   logs:             $STATE/logs/
@@ -137,6 +151,14 @@ Questions to try in kefu chat (the answers come from the demo orders):
   cancel order 20261111001              shipped: handed to a person, with the order
   我的订单到哪了                        several open orders: which one?
   $BIN/kefu chat --channel wechat --user wx-demo   then 我的订单到哪了 (one open order)
+
+Shop questions (answered from demo/knowledge; the README has more):
+  退货运费谁出？                        the shop's return policy
+  两个人露营1000以内推荐哪款帐篷         a recommendation from the catalogue, with a link
+  is the grey hoodie in stock in M?     a variant's stock
+  店铺券和跨店满减能一起用吗             the shop's coupon stacking rules
+  预售的定金可以退吗                    presale rules
+  $BIN/kefu knowledge status --shop demo           the shop's knowledge versions
 
 MSG
 

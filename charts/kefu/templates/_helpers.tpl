@@ -70,8 +70,9 @@ What each service is: ports, whether it owns a database, the topics it consumes 
 and partition sizing), who calls it (NetworkPolicy) and which ports are public. Public ports
 are the ones callers outside the mesh use, each behind their own credential
 (docs/security.md): session-router (channels and back offices: shop API keys; agents: agent
-tokens; the operator's admin API), ticket (the agents' API) and order-sync's connector HTTP
-(per-shop signed webhooks). Every service calls session-router to verify external
+tokens; the operator's admin API), ticket (the agents' API), knowledge (shops release their
+knowledge bundles with their API key) and order-sync's connector HTTP (per-shop signed
+webhooks). Every service calls session-router to verify external
 credentials.
 */}}
 {{- define "kefu.catalog" -}}
@@ -116,6 +117,13 @@ order-sync:
   topics: []
   callers: [session-router, assistant]
   public: [http]
+knowledge:
+  grpc: 50058
+  metrics: 9188
+  database: true
+  topics: []
+  callers: [assistant]
+  public: [grpc]
 metrics:
   grpc: 50057
   metrics: 9187
@@ -269,9 +277,22 @@ spec:
         - name: KEFU_ORDER_SYNC_URL
           value: http://{{ include "kefu.component" (dict "root" $root "name" "order-sync") }}:50056
         {{- end }}
+        {{- if eq .name "assistant" }}
+        - name: KEFU_KNOWLEDGE_URL
+          value: http://{{ include "kefu.component" (dict "root" $root "name" "knowledge") }}:50058
+        {{- end }}
         {{- if and (eq .name "session-router") $root.Values.seedShop.shopId }}
         - {name: KEFU_SEED_SHOP, value: {{ $root.Values.seedShop.shopId | quote }}}
         - {name: KEFU_SEED_API_KEY_FILE, value: /etc/kefu/seed/{{ $root.Values.seedShop.key }}}
+        {{- end }}
+        {{- if and (eq .name "knowledge") $root.Values.llm.url }}
+        - {name: KEFU_LLM_URL, value: {{ $root.Values.llm.url | quote }}}
+        - {name: KEFU_LLM_MODEL, value: {{ $root.Values.llm.model | quote }}}
+        - {name: KEFU_LLM_TIMEOUT_MS, value: {{ $root.Values.llm.timeoutMs | quote }}}
+        - {name: KEFU_LLM_STREAM, value: {{ $root.Values.llm.stream | quote }}}
+        {{- if $root.Values.llm.existingSecret }}
+        - {name: KEFU_LLM_API_KEY_FILE, value: /etc/kefu/llm/{{ $root.Values.llm.key }}}
+        {{- end }}
         {{- end }}
         {{- if and (eq .name "order-sync") $root.Values.connectorSecrets.existingSecret }}
         - {name: KEFU_CONNECTOR_SECRETS_FILE, value: /etc/kefu/connectors/{{ $root.Values.connectorSecrets.key }}}
@@ -317,6 +338,9 @@ spec:
         {{- if and (eq .name "order-sync") $root.Values.connectorSecrets.existingSecret }}
         - {name: connectors, mountPath: /etc/kefu/connectors, readOnly: true}
         {{- end }}
+        {{- if and (eq .name "knowledge") $root.Values.llm.url $root.Values.llm.existingSecret }}
+        - {name: llm, mountPath: /etc/kefu/llm, readOnly: true}
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir: {sizeLimit: 64Mi}
@@ -345,6 +369,10 @@ spec:
     {{- if and (eq .name "order-sync") $root.Values.connectorSecrets.existingSecret }}
     - name: connectors
       secret: {secretName: {{ $root.Values.connectorSecrets.existingSecret }}, defaultMode: 0400}
+    {{- end }}
+    {{- if and (eq .name "knowledge") $root.Values.llm.url $root.Values.llm.existingSecret }}
+    - name: llm
+      secret: {secretName: {{ $root.Values.llm.existingSecret }}, defaultMode: 0400}
     {{- end }}
   {{- with $root.Values.nodeSelector }}
   nodeSelector:
