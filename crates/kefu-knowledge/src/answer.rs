@@ -958,9 +958,28 @@ impl Knowledge {
     }
 
     fn faq_answer(&self, question: &str, zh: bool) -> Option<Answer> {
-        let hits = self
+        // An entry answers only if its heading (the shop's question) shares a word with the
+        // customer's: a word found only somewhere in a long answer ("parcel" in the refund
+        // rules) is not the question being asked.
+        let asked = terms(question);
+        let in_heading = |i: usize| {
+            let q = &self.bundle.faq[i].question;
+            let heading: HashSet<String> = terms(q).into_iter().collect();
+            let nq = text::normalise(q);
+            asked.iter().any(|t| {
+                heading.contains(t) || {
+                    let mut cs = t.chars();
+                    matches!((cs.next(), cs.next()), (Some(c), None) if text::is_han(c))
+                        && nq.contains(t.as_str())
+                }
+            })
+        };
+        let hits: Vec<_> = self
             .index
-            .search(question, 5, |p| matches!(p, Passage::Faq(_)));
+            .search(question, 5, |p| matches!(p, Passage::Faq(_)))
+            .into_iter()
+            .filter(|h| matches!(h.passage, Passage::Faq(i) if in_heading(i)))
+            .collect();
         let best = hits.iter().map(|h| h.coverage).fold(0.0f32, f32::max);
         if best < MIN_CONFIDENCE {
             return None;
@@ -1030,6 +1049,12 @@ mod tests {
             k.answer("do you sell gift cards for weddings?", "en")
                 .is_none(),
             "no invented answer"
+        );
+        // "delivery" is only in an answer's text, not in what its heading asks.
+        assert!(
+            k.answer("where is my delivery?", "en").is_none(),
+            "{:?}",
+            k.answer("where is my delivery?", "en")
         );
     }
 

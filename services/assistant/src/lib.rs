@@ -113,6 +113,17 @@ struct Pipeline {
 
 /// The shop's answer from its knowledge: `Ok(None)` when it has none good enough; an error
 /// when the knowledge service cannot be asked (the event is retried, not answered without it).
+/// Intents about one specific order: without a known order the customer is asked for its
+/// number rather than answered from the shop's general rules. (Refund and delivery questions
+/// are often about the rules — "退款多久能到账" — and go to the knowledge first.)
+const ORDER_SPECIFIC: &[&str] = &[
+    "order_status",
+    "shipping_delay",
+    "cancel_order",
+    "change_address",
+    "change_order",
+];
+
 async fn ask_knowledge(
     client: &KnowledgeServiceClient<Channel>,
     keys: &kefu_runtime::auth::ServiceKeys,
@@ -227,7 +238,17 @@ impl Handler for Pipeline {
         let plan = if knowledge_only {
             None
         } else {
-            self.order_plan(&meta.shop_id, &msg, intent, zh).await
+            self.order_plan(&meta.shop_id, &msg, intent, zh)
+                .await
+                .or_else(|| {
+                    // About one of the customer's orders, but none is known yet: ask for its
+                    // number (the shop's general rules do not answer "where is my parcel?").
+                    ORDER_SPECIFIC
+                        .contains(&intent)
+                        .then(|| templates::answer(intent, &msg.language))
+                        .flatten()
+                        .map(|a| orders::Plan::Reply(a.text))
+                })
         };
         let (text, language) = match plan {
             Some(orders::Plan::Reply(text)) => (text, if zh { "zh" } else { "en" }),
