@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::{
     Bundle,
-    index::{Index, Passage, terms},
+    index::{Index, Passage, Scope, terms},
     product::Product,
     text,
 };
@@ -323,6 +323,22 @@ const RECOMMEND_WORDS: &[&str] = &[
     "warmest",
     "lightest",
     "cheapest",
+];
+/// Promotion words: a question about a product's presale, deposit or coupons is about the
+/// shop's promotion rules first, its price second.
+const PROMO_WORDS: &[&str] = &[
+    "预售",
+    "定金",
+    "尾款",
+    "优惠券",
+    "店铺券",
+    "满减",
+    "叠加",
+    "presale",
+    "pre-sale",
+    "deposit",
+    "coupon",
+    "promotion",
 ];
 const WARM_WORDS: &[&str] = &["保暖", "暖和", "warm", "warmest"];
 const LIGHT_WORDS: &[&str] = &["最轻", "轻便", "轻量", "light", "lightest"];
@@ -697,6 +713,18 @@ impl Knowledge {
                 });
             }
         }
+        if any(question, PROMO_WORDS) {
+            let rest: Vec<String> = terms(question)
+                .into_iter()
+                .filter(|t| !self.names.terms[i].contains(t))
+                .collect();
+            if let Some(a) = self
+                .faq_answer(question, zh)
+                .or_else(|| self.faq_answer(&rest.join(" "), zh))
+            {
+                return Some(a);
+            }
+        }
         if any(question, PRICE_WORDS)
             && let Some(price) = p.price
         {
@@ -734,11 +762,7 @@ impl Knowledge {
             // covers the most of the question's words.
             let groups: Vec<Vec<String>> = rest.iter().map(|t| spec_group(t)).collect();
             let query: Vec<&str> = groups.iter().flatten().map(String::as_str).collect();
-            let hits = self.index.search(
-                &query.join(" "),
-                5,
-                |x| matches!(x, Passage::Fact(pi, _) if pi == i),
-            );
+            let hits = self.index.search(&query.join(" "), 5, Scope::FactsOf(i));
             let mut best: Option<(usize, f32)> = None;
             for h in &hits {
                 let Passage::Fact(_, j) = h.passage else {
@@ -841,9 +865,7 @@ impl Knowledge {
         for w in RECOMMEND_WORDS.iter().chain(WARM_WORDS).chain(LIGHT_WORDS) {
             q = q.replace(w, " ");
         }
-        let hits = self.index.search(&q, 50, |p| {
-            matches!(p, Passage::Product(_) | Passage::Fact(..))
-        });
+        let hits = self.index.search(&q, 50, Scope::Catalog);
         let mut seen = Vec::new();
         let mut candidates: Vec<(usize, f32)> = Vec::new();
         for h in &hits {
@@ -959,36 +981,61 @@ impl Knowledge {
 
     fn faq_answer(&self, question: &str, zh: bool) -> Option<Answer> {
         // An entry answers only if its heading (the shop's question) shares a word with the
-        // customer's: a word found only somewhere in a long answer ("parcel" in the refund
-        // rules) is not the question being asked.
+        // customer's, or its text shares at least two: one word found somewhere in a long
+        // answer ("parcel" in the refund rules) is not the question being asked.
         let asked = terms(question);
-        let in_heading = |i: usize| {
+        let answers = |i: usize, coverage: f32| {
+            if coverage * asked.len() as f32 >= 1.5 {
+                return true;
+            }
             let q = &self.bundle.faq[i].question;
             let heading: HashSet<String> = terms(q).into_iter().collect();
             let nq = text::normalise(q);
             asked.iter().any(|t| {
-                heading.contains(t) || {
-                    let mut cs = t.chars();
-                    matches!((cs.next(), cs.next()), (Some(c), None) if text::is_han(c))
-                        && nq.contains(t.as_str())
-                }
+                heading.contains(t) || (t.chars().any(text::is_han) && nq.contains(t.as_str()))
             })
         };
         let hits: Vec<_> = self
             .index
-            .search(question, 5, |p| matches!(p, Passage::Faq(_)))
+            .search(question, 5, Scope::Faq)
             .into_iter()
-            .filter(|h| matches!(h.passage, Passage::Faq(i) if in_heading(i)))
+            .filter(|h| matches!(h.passage, Passage::Faq(i) if answers(i, h.coverage)))
             .collect();
-        let best = hits.iter().map(|h| h.coverage).fold(0.0f32, f32::max);
-        if best < MIN_CONFIDENCE {
+        // Rank by what the heading covers as well as the whole entry: the shop's own question
+        // is the best evidence of what an entry answers.
+        let heading_cover = |i: usize| {
+            let q = &self.bundle.faq[i].question;
+            let heading: HashSet<String> = terms(q).into_iter().collect();
+            let nq = text::normalise(q);
+            asked
+                .iter()
+                .filter(|t| {
+                    heading.contains(*t) || (t.chars().any(text::is_han) && nq.contains(t.as_str()))
+                })
+                .count() as f32
+                / asked.len().max(1) as f32
+        };
+        let hits: Vec<_> = hits
+            .into_iter()
+            .filter(|h| h.coverage >= MIN_CONFIDENCE)
+            .map(|h| {
+                let Passage::Faq(i) = h.passage else {
+                    return (h, 0.0);
+                };
+                let rank = h.coverage + heading_cover(i);
+                (h, rank)
+            })
+            .collect();
+        let best = hits.iter().map(|h| h.1).fold(0.0f32, f32::max);
+        if hits.is_empty() {
             return None;
         }
-        // Among the best-covering entries, the customer's language first, then the score.
+        // Among the best-ranked entries, the customer's language first, then the score.
         let want = if zh { "zh" } else { "en" };
         let chosen = hits
             .iter()
-            .filter(|h| h.coverage >= best - 0.15)
+            .filter(|h| h.1 >= best - 0.15)
+            .map(|h| &h.0)
             .max_by(|a, b| {
                 let la =
                     matches!(a.passage, Passage::Faq(i) if self.bundle.faq[i].language == want);

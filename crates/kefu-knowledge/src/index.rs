@@ -9,7 +9,7 @@ use tantivy::{
     DocAddress, Index as TantivyIndex, IndexWriter, Term,
     collector::TopDocs,
     query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery},
-    schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions},
+    schema::{FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions},
     tokenizer::{Language, LowerCaser, Stemmer, TextAnalyzer},
 };
 
@@ -24,6 +24,29 @@ pub enum Passage {
     Product(usize),
     /// `bundle.products[i].facts[j]`.
     Fact(usize, usize),
+}
+
+/// Which passages a search looks at. The restriction is part of the query, so a shop with
+/// thousands of products still finds its FAQ entries and one product's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Faq,
+    /// Products and their facts.
+    Catalog,
+    /// The facts of `bundle.products[i]`.
+    FactsOf(usize),
+}
+
+impl Scope {
+    fn term(self) -> Option<String> {
+        match self {
+            Scope::All => None,
+            Scope::Faq => Some("faq".into()),
+            Scope::Catalog => Some("catalog".into()),
+            Scope::FactsOf(i) => Some(format!("p{i}")),
+        }
+    }
 }
 
 /// A passage that matched, with its BM25 score and coverage (0–1).
@@ -104,6 +127,23 @@ const STOP: &[&str] = &[
     "中",
     "个",
     "些",
+    "的话",
+    "自己",
+    "东西",
+    "一般",
+    "现在",
+    "还是",
+    "如果",
+    "就是",
+    "然后",
+    "已经",
+    "一点",
+    "这样",
+    "那么",
+    "啦",
+    "哦",
+    "嘛",
+    "哈",
     "a",
     "an",
     "the",
@@ -195,11 +235,13 @@ pub struct Index {
     reader: tantivy::IndexReader,
     text: Field,
     title: Field,
+    scope: Field,
     passages: Vec<Passage>,
     /// The terms of each passage (title and text), for coverage.
     passage_terms: Vec<HashSet<String>>,
-    /// Each passage's text, normalised: a one-character Chinese word of a question (退,
-    /// 换, 寄) is covered where the passage has the character in any word (退货, 换货).
+    /// Each passage's text, normalised: a Chinese word of a question is covered where the
+    /// passage has it anywhere, whatever the segmenter made of the passage (退 in 退货,
+    /// 退货 in 退货运费, which jieba cuts as 退/货运费).
     passage_text: Vec<String>,
 }
 
@@ -212,6 +254,7 @@ impl Index {
         let opts = TextOptions::default().set_indexing_options(indexing);
         let text = sb.add_text_field("text", opts.clone());
         let title = sb.add_text_field("title", opts);
+        let scope = sb.add_text_field("scope", STRING);
         let id = sb.add_u64_field("id", FAST);
         let index = TantivyIndex::create_in_ram(sb.build());
         index.tokenizers().register("kefu", analyzer());
@@ -224,6 +267,14 @@ impl Index {
             doc.add_u64(id, passages.len() as u64);
             doc.add_text(title, &t);
             doc.add_text(text, &body);
+            match passage {
+                Passage::Faq(_) => doc.add_text(scope, "faq"),
+                Passage::Product(_) => doc.add_text(scope, "catalog"),
+                Passage::Fact(i, _) => {
+                    doc.add_text(scope, "catalog");
+                    doc.add_text(scope, format!("p{i}"));
+                }
+            }
             passage_terms.push(terms(&format!("{t} {body}")).into_iter().collect());
             passage_text.push(text::normalise(&format!("{t} {body}")));
             passages.push(passage);
@@ -254,6 +305,7 @@ impl Index {
             reader,
             text,
             title,
+            scope,
             passages,
             passage_terms,
             passage_text,
@@ -261,7 +313,7 @@ impl Index {
     }
 
     /// The best passages for a question (at most `limit`), restricted to `only` when given.
-    pub fn search(&self, question: &str, limit: usize, only: impl Fn(Passage) -> bool) -> Vec<Hit> {
+    pub fn search(&self, question: &str, limit: usize, scope: Scope) -> Vec<Hit> {
         let q = terms(question);
         if q.is_empty() || self.passages.is_empty() {
             return Vec::new();
@@ -281,9 +333,22 @@ impl Index {
                 ));
             }
         }
+        let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        if let Some(t) = scope.term() {
+            query = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.scope, &t),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ]));
+        }
         let searcher = self.reader.searcher();
         let Ok(top) = searcher.search(
-            &BooleanQuery::new(clauses),
+            &query,
             &TopDocs::with_limit(limit.max(1) * 8).order_by_score(),
         ) else {
             return Vec::new();
@@ -294,18 +359,13 @@ impl Index {
                 continue;
             };
             let passage = self.passages[i];
-            if !only(passage) {
-                continue;
-            }
             let have = &self.passage_terms[i];
             let covered = q
                 .iter()
                 .filter(|t| {
-                    have.contains(*t) || {
-                        let mut cs = t.chars();
-                        matches!((cs.next(), cs.next()), (Some(c), None) if text::is_han(c))
-                            && self.passage_text[i].contains(t.as_str())
-                    }
+                    have.contains(*t)
+                        || (t.chars().any(text::is_han)
+                            && self.passage_text[i].contains(t.as_str()))
                 })
                 .count();
             hits.push(Hit {
@@ -375,17 +435,15 @@ mod tests {
         let b = bundle();
         let idx = Index::build(&b).expect("index");
         assert_eq!(idx.len(), 5);
-        let hits = idx.search("我想退货，可以吗", 3, |_| true);
+        let hits = idx.search("我想退货，可以吗", 3, Scope::All);
         assert_eq!(hits[0].passage, Passage::Faq(0), "{hits:?}");
         assert!(hits[0].coverage > 0.99, "{hits:?}");
-        let hits = idx.search("how long does shipping to the US take?", 3, |_| true);
+        let hits = idx.search("how long does shipping to the US take?", 3, Scope::All);
         assert_eq!(hits[0].passage, Passage::Faq(2), "{hits:?}");
-        let hits = idx.search("what is the hoodie made of? material", 3, |p| {
-            matches!(p, Passage::Fact(..))
-        });
+        let hits = idx.search("what is the hoodie made of? material", 3, Scope::FactsOf(0));
         assert_eq!(hits[0].passage, Passage::Fact(0, 0), "{hits:?}");
         assert!(
-            idx.search("的 了 吗", 3, |_| true).is_empty(),
+            idx.search("的 了 吗", 3, Scope::All).is_empty(),
             "stop words match nothing"
         );
         assert!(mentions("这款 CLOUD hoodie 有XL吗", "Cloud Hoodie"));
