@@ -182,8 +182,12 @@ fn aliases(value: &str) -> Vec<String> {
     let mut out = vec![v.clone()];
     for (en, zh) in COLOURS {
         if en.iter().any(|w| says(&v, w)) {
-            out.push(format!("{zh}色"));
-            out.push((*zh).to_owned());
+            for tail in ["色", "的", "款"] {
+                out.push(format!("{zh}{tail}"));
+            }
+            if zh.chars().count() > 1 {
+                out.push((*zh).to_owned());
+            }
         }
         if v.contains(zh) {
             out.extend(en.iter().map(|w| (*w).to_owned()));
@@ -196,19 +200,45 @@ fn aliases(value: &str) -> Vec<String> {
 fn names_colour(q: &str) -> bool {
     COLOURS
         .iter()
-        .any(|(en, zh)| q.contains(zh) || en.iter().any(|w| says(q, w)))
+        .any(|(en, zh)| says_colour(q, zh) || en.iter().any(|w| says(q, w)))
+}
+
+/// A Chinese colour said as a colour: 灰色, 灰的, 灰款; a one-character colour alone is part
+/// of too many words (白 in 蛋白质, 米 in 厘米).
+fn says_colour(q: &str, zh: &str) -> bool {
+    if zh.chars().count() > 1 {
+        return q.contains(zh);
+    }
+    ["色", "的", "款"]
+        .iter()
+        .any(|tail| q.contains(&format!("{zh}{tail}")))
 }
 
 /// Words for the same spec in English and Chinese (a product page in one language, the
 /// question in the other): each group's words stand for each other when a question is
 /// matched against a product's facts.
 const SPEC_WORDS: &[&[&str]] = &[
+    // Customer-service words.
+    &["运费", "快递费", "邮费", "postage"],
+    &["包邮", "免运费", "免邮"],
+    &["拆封", "拆开", "打开", "开封", "opened", "unsealed"],
+    &["退货", "退回", "寄回", "return", "returns"],
+    &["退款", "退钱", "refund", "refunds"],
+    &["快递", "物流", "courier", "carrier"],
+    &["发票", "invoice", "fapiao"],
+    &["货到付款", "cod", "cash"],
+    &["优惠券", "券", "coupon", "coupons", "voucher"],
+    &["定金", "deposit"],
+    &["尾款", "balance"],
+    &["预售", "presale"],
+    &["尺码", "码数", "几码", "哪个码"],
+    // Specs.
     &["weight", "heavy", "weigh", "重量", "多重", "重"],
     &["temperature", "温度", "温标", "几度"],
     &["comfort", "comfortable", "舒适"],
     &["material", "fabric", "made", "材质", "面料", "材料"],
     &["size", "dimension", "dimensions", "尺寸", "大小"],
-    &["capacity", "volume", "容量"],
+    &["capacity", "volume", "容量", "几升", "多少升"],
     &["waterproof", "rain", "防水"],
     &["fill", "filling", "down", "充绒", "充绒量", "填充"],
     &["colour", "color", "颜色"],
@@ -261,6 +291,124 @@ fn spec_group(term: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A measurement in a text: the word before it (胸围, chest, 身高), the number, and the unit in
+/// centimetres or kilograms (斤 is half a kilogram).
+#[derive(Debug)]
+struct Measure {
+    label: String,
+    value: f64,
+    unit: &'static str,
+}
+
+fn measures(s: &str) -> Vec<Measure> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+            i += 1;
+        }
+        let Ok(value) = chars[start..i].iter().collect::<String>().parse::<f64>() else {
+            continue;
+        };
+        let rest: String = chars[i..]
+            .iter()
+            .skip_while(|c| c.is_whitespace())
+            .take(2)
+            .collect::<String>()
+            .to_lowercase();
+        let (unit, value) = if rest.starts_with("cm") || rest.starts_with("厘米") {
+            ("cm", value)
+        } else if rest.starts_with("kg") || rest.starts_with("公斤") || rest.starts_with("千克")
+        {
+            ("kg", value)
+        } else if rest.starts_with('斤') {
+            ("kg", value / 2.0)
+        } else {
+            ("", value)
+        };
+        let label: String = chars[start.saturating_sub(6)..start]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_lowercase();
+        out.push(Measure { label, value, unit });
+    }
+    out
+}
+
+/// A range in a size-chart cell: `45-55cm`, `45–55 cm`, `6~12kg`, `160至165`.
+fn range_in(cell: &str) -> Option<(f64, f64, &'static str)> {
+    let m = measures(cell);
+    let (a, b) = (m.first()?, m.get(1)?);
+    let unit = if b.unit.is_empty() { a.unit } else { b.unit };
+    let between: String = cell
+        .split(|c: char| c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .collect();
+    ["-", "–", "~", "～", "至", "to"]
+        .iter()
+        .any(|sep| between.contains(sep))
+        .then_some((a.value.min(b.value), a.value.max(b.value), unit))
+}
+
+/// The size-chart row (a fact whose cells are ranges) that every measurement in the question
+/// falls in, when the question asks about size; the larger size when two fit (between two
+/// sizes, size up).
+fn size_row<'a>(p: &'a Product, question: &str) -> Option<&'a crate::product::Fact> {
+    if !any(question, &["码", "size", "尺寸", "穿", "fit"]) {
+        return None;
+    }
+    let asked: Vec<Measure> = measures(&text::normalise(question));
+    if asked.is_empty() {
+        return None;
+    }
+    let mut best: Option<(&crate::product::Fact, usize)> = None;
+    for f in &p.facts {
+        let cells: Vec<(String, (f64, f64, &str))> = f
+            .value
+            .split([',', '，', '|'])
+            .filter_map(|c| range_in(c).map(|r| (text::normalise(c), r)))
+            .collect();
+        if cells.is_empty() {
+            continue;
+        }
+        let mut fits = 0;
+        let mut misses = 0;
+        for m in &asked {
+            // The cells this measurement is about: named alike, else of the same unit.
+            let named = |c: &str| {
+                !m.label.is_empty()
+                    && c.split(|ch: char| ch.is_ascii_digit())
+                        .next()
+                        .is_some_and(|h| {
+                            let h = h.trim();
+                            !h.is_empty() && (m.label.contains(h) || h.contains(&m.label))
+                        })
+            };
+            let about = cells.iter().find(|(c, _)| named(c)).or_else(|| {
+                cells
+                    .iter()
+                    .find(|(_, (_, _, u))| !m.unit.is_empty() && *u == m.unit)
+            });
+            match about {
+                Some((_, (lo, hi, _))) if (*lo..=*hi).contains(&m.value) => fits += 1,
+                Some(_) => misses += 1,
+                None => {}
+            }
+        }
+        if fits > 0 && misses == 0 && best.is_none_or(|b| fits >= b.1) {
+            best = Some((f, fits));
+        }
+    }
+    best.map(|b| b.0)
 }
 
 /// Words that ask about a product in general ("tell me about", "介绍一下"): no specific fact.
@@ -568,7 +716,7 @@ impl Knowledge {
             Named::Several(ps) if !recommend => {
                 // A question about a kind of product ("帐篷保修多久") is often a policy:
                 // the FAQ first, else which one?
-                if let Some(a) = self.faq_answer(question, zh) {
+                if let Some(a) = self.faq_answer(question, zh, false) {
                     return Some(a);
                 }
                 let names: Vec<String> = ps
@@ -597,7 +745,7 @@ impl Knowledge {
         if recommend && let Some(a) = self.recommend(question, zh) {
             return Some(a);
         }
-        self.faq_answer(question, zh)
+        self.faq_answer(question, zh, false)
     }
 
     fn about_product(&self, i: usize, question: &str, zh: bool) -> Option<Answer> {
@@ -718,14 +866,19 @@ impl Knowledge {
                 .into_iter()
                 .filter(|t| !self.names.terms[i].contains(t))
                 .collect();
-            if let Some(a) = self
-                .faq_answer(question, zh)
-                .or_else(|| self.faq_answer(&rest.join(" "), zh))
-            {
+            if let Some(a) = self.faq_answer(&rest.join(" "), zh, true) {
                 return Some(a);
             }
         }
+        // "How much does it weigh / hold" is not a price question.
+        let spec_asked = any(
+            question,
+            &[
+                "weigh", "heavy", "重量", "多重", "capacity", "volume", "hold", "容量", "几升",
+            ],
+        );
         if any(question, PRICE_WORDS)
+            && !spec_asked
             && let Some(price) = p.price
         {
             let from = p
@@ -744,6 +897,21 @@ impl Knowledge {
                 language: lang.into(),
                 confidence: 1.0,
                 kind: Kind::Price,
+                sources: source,
+            });
+        }
+        // A size question with the customer's measurements: the size-chart row they fit.
+        if let Some(f) = size_row(p, question) {
+            let text = if zh {
+                format!("{}：{}（{}）", p.title, f.name, f.value)
+            } else {
+                format!("{}: {} ({})", p.title, f.name, f.value)
+            };
+            return Some(Answer {
+                text: self.with_link(text, p, zh),
+                language: lang.into(),
+                confidence: 1.0,
+                kind: Kind::Product,
                 sources: source,
             });
         }
@@ -811,9 +979,7 @@ impl Knowledge {
         // the shop's policy if it has one, else a person.
         if !specific.is_empty() {
             let policy: Vec<&str> = specific.iter().map(|t| t.as_str()).collect();
-            return self
-                .faq_answer(question, zh)
-                .or_else(|| self.faq_answer(&policy.join(" "), zh));
+            return self.faq_answer(&policy.join(" "), zh, true);
         }
         // The product in short: price and its first facts.
         let mut parts = Vec::new();
@@ -979,51 +1145,45 @@ impl Knowledge {
         })
     }
 
-    fn faq_answer(&self, question: &str, zh: bool) -> Option<Answer> {
-        // An entry answers only if its heading (the shop's question) shares a word with the
-        // customer's, or its text shares at least two: one word found somewhere in a long
-        // answer ("parcel" in the refund rules) is not the question being asked.
-        let asked = terms(question);
-        let answers = |i: usize, coverage: f32| {
-            if coverage * asked.len() as f32 >= 1.5 {
-                return true;
-            }
-            let q = &self.bundle.faq[i].question;
-            let heading: HashSet<String> = terms(q).into_iter().collect();
-            let nq = text::normalise(q);
-            asked.iter().any(|t| {
-                heading.contains(t) || (t.chars().any(text::is_han) && nq.contains(t.as_str()))
+    /// `need_heading`: only an entry whose heading shares a word with the question (for
+    /// questions about a product that its facts do not answer: the policy must be about it).
+    fn faq_answer(&self, question: &str, zh: bool, need_heading: bool) -> Option<Answer> {
+        // The question's words, each with the words that stand for it (快递费 for 运费,
+        // refund for 退款), and of those only what the bundle knows.
+        let groups: Vec<Vec<String>> = terms(question)
+            .iter()
+            .map(|t| spec_group(t))
+            .filter(|g| g.iter().any(|t| self.index.knows(t)))
+            .collect();
+        let has = |words: &HashSet<String>, norm: &str, g: &Vec<String>| {
+            g.iter().any(|t| {
+                words.contains(t) || (t.chars().any(text::is_han) && norm.contains(t.as_str()))
             })
         };
-        let hits: Vec<_> = self
-            .index
-            .search(question, 5, Scope::Faq)
-            .into_iter()
-            .filter(|h| matches!(h.passage, Passage::Faq(i) if answers(i, h.coverage)))
-            .collect();
-        // Rank by what the heading covers as well as the whole entry: the shop's own question
-        // is the best evidence of what an entry answers.
+        // What share of the question the entry's heading (the shop's own question, the best
+        // evidence of what an entry answers) covers.
         let heading_cover = |i: usize| {
             let q = &self.bundle.faq[i].question;
             let heading: HashSet<String> = terms(q).into_iter().collect();
             let nq = text::normalise(q);
-            asked
-                .iter()
-                .filter(|t| {
-                    heading.contains(*t) || (t.chars().any(text::is_han) && nq.contains(t.as_str()))
-                })
-                .count() as f32
-                / asked.len().max(1) as f32
+            groups.iter().filter(|g| has(&heading, &nq, g)).count() as f32
+                / groups.len().max(1) as f32
         };
-        let hits: Vec<_> = hits
+        // An entry answers only if its heading shares a word with the question, or its text
+        // shares at least two: one word found somewhere in a long answer ("parcel" in the
+        // refund rules) is not the question being asked; and it must cover MIN_CONFIDENCE.
+        let hits: Vec<_> = self
+            .index
+            .search_groups(&groups, 5, Scope::Faq)
             .into_iter()
             .filter(|h| h.coverage >= MIN_CONFIDENCE)
-            .map(|h| {
+            .filter_map(|h| {
                 let Passage::Faq(i) = h.passage else {
-                    return (h, 0.0);
+                    return None;
                 };
-                let rank = h.coverage + heading_cover(i);
-                (h, rank)
+                let head = heading_cover(i);
+                (head > 0.0 || (!need_heading && h.coverage * groups.len() as f32 >= 1.5))
+                    .then_some((h.clone(), h.coverage + 0.5 * head))
             })
             .collect();
         let best = hits.iter().map(|h| h.1).fold(0.0f32, f32::max);
@@ -1231,6 +1391,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn size_charts_fit_the_customers_measurements_and_colours_are_words() {
+        let fact = |name: &str, value: &str| crate::product::Fact {
+            name: name.into(),
+            value: value.into(),
+            source: String::new(),
+        };
+        let p = Product {
+            title: "胸背带".into(),
+            facts: vec![
+                fact("材质", "尼龙"),
+                fact("尺码 S", "胸围 35-45cm, 适合体重 2-6kg"),
+                fact("尺码 M", "胸围 45-55cm, 适合体重 6-12kg"),
+                fact("尺码 L", "胸围 55–68 cm, 适合体重 12~25kg"),
+            ],
+            ..Default::default()
+        };
+        let row = |q: &str| size_row(&p, q).map(|f| f.name.clone());
+        assert_eq!(row("我家狗胸围50cm穿哪个码").as_deref(), Some("尺码 M"));
+        assert_eq!(row("20斤的狗穿什么码").as_deref(), Some("尺码 M"), "10 kg");
+        assert_eq!(row("chest 60 cm, which size?").as_deref(), Some("尺码 L"));
+        assert_eq!(row("胸围80cm穿哪个码"), None, "nothing fits: no guess");
+        assert_eq!(row("材质是什么"), None, "not a size question");
+        assert!(!names_colour("蛋白质含量是多少"));
+        assert!(!names_colour("长度几厘米"));
+        assert!(names_colour("有灰色的吗") && names_colour("要白的") && names_colour("navy?"));
     }
 
     #[test]

@@ -243,6 +243,9 @@ pub struct Index {
     /// passage has it anywhere, whatever the segmenter made of the passage (退 in 退货,
     /// 退货 in 退货运费, which jieba cuts as 退/货运费).
     passage_text: Vec<String>,
+    /// Every term of the bundle, and all its text (for Chinese words inside others).
+    vocabulary: HashSet<String>,
+    all_text: String,
 }
 
 impl Index {
@@ -306,6 +309,8 @@ impl Index {
             text,
             title,
             scope,
+            vocabulary: passage_terms.iter().flatten().cloned().collect(),
+            all_text: passage_text.join("\n"),
             passages,
             passage_terms,
             passage_text,
@@ -314,23 +319,46 @@ impl Index {
 
     /// The best passages for a question (at most `limit`), restricted to `only` when given.
     pub fn search(&self, question: &str, limit: usize, scope: Scope) -> Vec<Hit> {
-        let q = terms(question);
-        if q.is_empty() || self.passages.is_empty() {
+        let groups: Vec<Vec<String>> = terms(question).into_iter().map(|t| vec![t]).collect();
+        self.search_groups(&groups, limit, scope)
+    }
+
+    /// Whether any passage of the bundle has `term` (Chinese: anywhere in its text).
+    pub fn knows(&self, term: &str) -> bool {
+        self.vocabulary.contains(term)
+            || (term.chars().any(text::is_han) && self.all_text.contains(term))
+    }
+
+    /// A search for a question given as groups of words that stand for each other (a word and
+    /// its synonyms). Coverage is the share of groups a passage has, counting only the groups
+    /// the bundle has anywhere: a word no passage could contain ("wedding" in a shop that
+    /// never mentions one) makes no passage a worse answer, and a question of nothing but
+    /// such words finds nothing.
+    pub fn search_groups(&self, groups: &[Vec<String>], limit: usize, scope: Scope) -> Vec<Hit> {
+        let known: Vec<&Vec<String>> = groups
+            .iter()
+            .filter(|g| g.iter().any(|t| self.knows(t)))
+            .collect();
+        if known.is_empty() || self.passages.is_empty() {
             return Vec::new();
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for t in &q {
-            for (field, boost) in [(self.text, 1.0), (self.title, 2.0)] {
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(field, t),
-                            IndexRecordOption::WithFreqs,
+        for g in &known {
+            for (n, t) in g.iter().enumerate() {
+                // Synonyms count a little less than the word asked.
+                let weight = if n == 0 { 1.0 } else { 0.7 };
+                for (field, boost) in [(self.text, 1.0), (self.title, 2.0)] {
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(field, t),
+                                IndexRecordOption::WithFreqs,
+                            )),
+                            boost * weight,
                         )),
-                        boost,
-                    )),
-                ));
+                    ));
+                }
             }
         }
         let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
@@ -359,25 +387,25 @@ impl Index {
                 continue;
             };
             let passage = self.passages[i];
-            let have = &self.passage_terms[i];
-            let covered = q
-                .iter()
-                .filter(|t| {
-                    have.contains(*t)
-                        || (t.chars().any(text::is_han)
-                            && self.passage_text[i].contains(t.as_str()))
-                })
-                .count();
+            let covered = known.iter().filter(|g| self.has(i, g)).count();
             hits.push(Hit {
                 passage,
                 score,
-                coverage: covered as f32 / q.len() as f32,
+                coverage: covered as f32 / known.len() as f32,
             });
             if hits.len() == limit {
                 break;
             }
         }
         hits
+    }
+
+    /// Whether passage `i` has any word of `group`.
+    fn has(&self, i: usize, group: &[String]) -> bool {
+        group.iter().any(|t| {
+            self.passage_terms[i].contains(t)
+                || (t.chars().any(text::is_han) && self.passage_text[i].contains(t.as_str()))
+        })
     }
 
     fn passage_of(&self, searcher: &tantivy::Searcher, addr: DocAddress) -> Option<usize> {
