@@ -6,6 +6,7 @@
 //!   file and line.
 //! * [`faq`], [`html`], [`shopify`], [`promotions`], [`scenario`]: one file format each.
 //! * [`product`]: what a product is, whatever it came from.
+//! * [`pricing`]: a cart priced under the shop's promotions (docs/promotions.md).
 #![forbid(unsafe_code)]
 
 pub mod answer;
@@ -13,6 +14,7 @@ pub mod bundle;
 pub mod faq;
 pub mod html;
 pub mod index;
+pub mod pricing;
 pub mod product;
 pub mod promotions;
 pub mod scenario;
