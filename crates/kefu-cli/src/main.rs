@@ -110,6 +110,24 @@ enum Command {
         #[command(subcommand)]
         command: KnowledgeCommand,
     },
+    /// Prices (docs/promotions.md): `kefu promotions quote --sku A:2 --sku B:1`.
+    Promotions {
+        #[command(flatten)]
+        key: ShopKey,
+        /// The shop (optional: the API key names it; when given it must match).
+        #[arg(long, global = true, env = "KEFU_SHOP", default_value = "")]
+        shop: String,
+        /// knowledge service gRPC endpoint.
+        #[arg(
+            long,
+            global = true,
+            env = "KEFU_KNOWLEDGE_URL",
+            default_value = "http://127.0.0.1:50058"
+        )]
+        url: String,
+        #[command(subcommand)]
+        command: PromotionsCommand,
+    },
     /// Dead letters: list them, re-publish them to their original topic (once).
     Dlq {
         #[command(subcommand)]
@@ -119,6 +137,26 @@ enum Command {
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PromotionsCommand {
+    /// Price a cart under the shop's active promotions: each promotion applied or rejected
+    /// and why, the total, the presale deposit and balance, the next threshold.
+    Quote {
+        /// SKU:QUANTITY (quantity 1 when left out); repeat for each line.
+        #[arg(long = "sku", required = true)]
+        skus: Vec<String>,
+        /// A holders-only coupon the customer holds (its id); repeatable.
+        #[arg(long = "hold")]
+        held: Vec<String>,
+        /// When the order would be placed (RFC 3339); now by default.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -182,6 +220,127 @@ fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
     println!("scenarios: {passed}/{} pass", scenarios.len());
     if passed < scenarios.len() {
         bail!("{} scenario(s) fail", scenarios.len() - passed);
+    }
+    Ok(())
+}
+
+async fn promotions(
+    key: ShopKey,
+    shop: String,
+    url: String,
+    command: PromotionsCommand,
+) -> anyhow::Result<()> {
+    use kefu_proto::knowledge::v1::{
+        CartLine, QuotePriceRequest, knowledge_service_client::KnowledgeServiceClient,
+    };
+    let PromotionsCommand::Quote {
+        skus,
+        held,
+        at,
+        json,
+    } = command;
+    let mut lines = Vec::new();
+    for s in &skus {
+        let (sku, qty) = match s.rsplit_once(':') {
+            Some((sku, q)) => (
+                sku,
+                q.parse::<i32>()
+                    .map_err(|_| anyhow::anyhow!("--sku {s}: the quantity is not a number"))?,
+            ),
+            None => (s.as_str(), 1),
+        };
+        lines.push(CartLine {
+            sku: sku.to_owned(),
+            quantity: qty,
+        });
+    }
+    let at = match at {
+        Some(t) => Some(kefu_runtime::event::timestamp(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| {
+                    anyhow::anyhow!("--at {t}: {e} (RFC 3339, e.g. 2026-11-11T00:00:00+08:00)")
+                })?
+                .with_timezone(&chrono::Utc),
+        )),
+        None => None,
+    };
+    let key = key.key()?;
+    let mut client = KnowledgeServiceClient::new(connect(&url).await?);
+    let q = client
+        .quote_price(with_credential(
+            &key,
+            QuotePriceRequest {
+                shop_id: shop,
+                lines,
+                held_coupons: held,
+                at,
+            },
+        )?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "currency": q.currency, "subtotal": q.subtotal, "total": q.total,
+                "deposit_now": q.deposit_now, "balance": q.balance,
+                "applied": q.applied.iter().map(|a| serde_json::json!({"id": a.id, "stage": a.stage, "base": a.base, "off": a.off})).collect::<Vec<_>>(),
+                "rejected": q.rejected.iter().map(|r| serde_json::json!({"id": r.id, "reason": r.reason, "threshold": r.threshold, "short": r.short})).collect::<Vec<_>>(),
+                "next_threshold": q.next_threshold.as_ref().map(|n| serde_json::json!({"id": n.id, "needed": n.needed, "off": n.off})),
+                "assumed_claimed": q.assumed_claimed, "version": q.version,
+            })
+        );
+        return Ok(());
+    }
+    let c = &q.currency;
+    for l in &q.lines {
+        println!(
+            "  {} × {}  {}  @ {} {c}",
+            l.quantity, l.sku, l.title, l.unit_price
+        );
+    }
+    println!("subtotal {} {c}", q.subtotal);
+    for a in &q.applied {
+        println!(
+            "  - {} {c}  {} ({}, on {} {c})",
+            a.off, a.name, a.stage, a.base
+        );
+    }
+    println!("total {} {c}", q.total);
+    for p in &q.presales {
+        println!(
+            "  presale {}: deposit {} {c} now ({}), balance {} {c} from {} to {}",
+            p.id,
+            p.deposit,
+            if p.deposit_refundable {
+                "refundable"
+            } else {
+                "not refundable"
+            },
+            q.balance,
+            time(p.balance_starts),
+            time(p.balance_ends)
+        );
+    }
+    if let Some(n) = &q.next_threshold {
+        println!(
+            "spend {} {c} more for {} {c} more off ({})",
+            n.needed, n.off, n.id
+        );
+    }
+    for r in &q.rejected {
+        match r.reason.as_str() {
+            "short" => println!(
+                "  not applied: {} — {} {c} short of {} {c}",
+                r.name, r.short, r.threshold
+            ),
+            "not_in_cart" => {}
+            other => println!("  not applied: {} — {}", r.name, other.replace('_', " ")),
+        }
+    }
+    if !q.assumed_claimed.is_empty() {
+        println!("assumes you claim: {}", q.assumed_claimed.join(", "));
     }
     Ok(())
 }
@@ -1184,6 +1343,12 @@ async fn main() {
             url,
             command,
         } => knowledge(key, shop, url, command).await,
+        Command::Promotions {
+            key,
+            shop,
+            url,
+            command,
+        } => promotions(key, shop, url, command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

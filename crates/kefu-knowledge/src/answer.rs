@@ -58,6 +58,8 @@ pub struct Knowledge {
     pub bundle: Bundle,
     pub index: Index,
     names: Names,
+    /// SKU → catalogue price and product title (pricing).
+    prices: HashMap<String, (Decimal, String)>,
 }
 
 /// How questions name products, computed once per bundle.
@@ -555,11 +557,34 @@ impl Knowledge {
     pub fn new(bundle: Bundle) -> tantivy::Result<Self> {
         let index = Index::build(&bundle)?;
         let names = Names::new(&bundle);
+        let mut prices = HashMap::new();
+        for p in &bundle.products {
+            for v in &p.variants {
+                if let Some(price) = v.price.or(p.price) {
+                    prices
+                        .entry(v.sku.clone())
+                        .or_insert((price, p.title.clone()));
+                }
+            }
+            if p.variants.is_empty()
+                && let Some(price) = p.price
+            {
+                prices
+                    .entry(p.id.clone())
+                    .or_insert((price, p.title.clone()));
+            }
+        }
         Ok(Self {
             bundle,
             index,
             names,
+            prices,
         })
+    }
+
+    /// A SKU's catalogue price and its product's title (see [`crate::pricing::catalogue_price`]).
+    pub fn price_of(&self, sku: &str) -> Option<(Decimal, String)> {
+        self.prices.get(sku).cloned()
     }
 
     /// Products whose variants have a value the question names (`grey`, `M`, `灰色`).

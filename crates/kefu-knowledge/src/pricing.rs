@@ -115,6 +115,68 @@ pub struct Quote {
     pub assumed_claimed: Vec<String>,
 }
 
+/// A SKU's catalogue price and its product's title: a variant's SKU (its price, else the
+/// product's), or a product's id when it has no variants.
+pub fn catalogue_price(bundle: &crate::Bundle, sku: &str) -> Option<(Decimal, String)> {
+    bundle.products.iter().find_map(|p| {
+        p.variants
+            .iter()
+            .find(|v| v.sku == sku)
+            .and_then(|v| v.price.or(p.price))
+            .or_else(|| {
+                (p.variants.is_empty() && p.id == sku)
+                    .then_some(p.price)
+                    .flatten()
+            })
+            .map(|price| (price, p.title.clone()))
+    })
+}
+
+/// A cart of (SKU, quantity) priced with the bundle's promotions and the catalogue prices
+/// `price_of` gives (e.g. [`catalogue_price`], or `Knowledge::price_of`, indexed): the quote
+/// and each line's title, or the lines whose SKU the catalogue does not have (index, SKU).
+#[allow(clippy::type_complexity)]
+pub fn quote_cart(
+    bundle: &crate::Bundle,
+    price_of: impl Fn(&str) -> Option<(Decimal, String)>,
+    cart: &[(String, u32)],
+    held: &[String],
+    at: DateTime<FixedOffset>,
+) -> Result<(Quote, Vec<(Line, String)>), Vec<(usize, String)>> {
+    let mut lines: Vec<(Line, String)> = Vec::new();
+    let mut unknown = Vec::new();
+    for (i, (sku, quantity)) in cart.iter().enumerate() {
+        match price_of(sku) {
+            Some((unit_price, title)) => match lines.iter_mut().find(|(l, _)| &l.sku == sku) {
+                Some((l, _)) => l.quantity += quantity,
+                None => lines.push((
+                    Line {
+                        sku: sku.clone(),
+                        quantity: *quantity,
+                        unit_price,
+                    },
+                    title,
+                )),
+            },
+            None => unknown.push((i, sku.clone())),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
+    let empty = PromotionsFile {
+        currency: bundle
+            .products
+            .iter()
+            .find_map(|p| p.currency.clone())
+            .unwrap_or_default(),
+        promotions: Vec::new(),
+    };
+    let file = bundle.promotions.as_ref().unwrap_or(&empty);
+    let plain: Vec<Line> = lines.iter().map(|(l, _)| l.clone()).collect();
+    Ok((quote(file, &plain, held, at), lines))
+}
+
 fn cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
@@ -144,27 +206,69 @@ fn discount(p: &Promotion, base: Decimal) -> Result<Decimal, (Decimal, Decimal)>
     Ok(off)
 }
 
-/// Per-line amounts through the stages.
+/// Per-line amounts through the stages. A discount on the whole cart is kept as `pending`
+/// and shared among the lines only when a promotion limited to some SKUs needs their amounts
+/// (most carts never need it, and the search over combinations stays cheap).
 #[derive(Clone)]
 struct Work {
     amounts: Vec<Decimal>,
+    pending: Decimal,
 }
 
 impl Work {
+    fn new(amounts: Vec<Decimal>) -> Self {
+        Work {
+            amounts,
+            pending: Decimal::ZERO,
+        }
+    }
+
     fn lines_of(&self, p: &Promotion, lines: &[Line]) -> Vec<usize> {
         (0..lines.len())
             .filter(|&i| p.skus.is_empty() || p.skus.contains(&lines[i].sku))
             .collect()
     }
 
+    fn total(&self) -> Decimal {
+        self.amounts.iter().sum::<Decimal>() - self.pending
+    }
+
     fn base(&self, idx: &[usize]) -> Decimal {
+        if idx.len() == self.amounts.len() {
+            return self.total();
+        }
+        if self.pending > Decimal::ZERO {
+            let mut w = self.clone();
+            w.settle();
+            return w.base(idx);
+        }
         idx.iter().map(|&i| self.amounts[i]).sum()
     }
 
-    /// Takes up to `off` from the lines `idx`, in proportion to their amounts (cent-exact:
-    /// the rounding remainder goes to the last line that can take it). Returns what was taken.
+    /// Shares the pending whole-cart discount among the lines.
+    fn settle(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let all: Vec<usize> = (0..self.amounts.len()).collect();
+        self.share(&all, pending);
+    }
+
+    /// Takes up to `off` from the lines `idx`. Returns what was taken.
     fn take(&mut self, idx: &[usize], off: Decimal) -> Decimal {
-        let base = self.base(idx);
+        let off = off.min(self.base(idx)).max(Decimal::ZERO);
+        if idx.len() == self.amounts.len() {
+            self.pending += off;
+            return off;
+        }
+        if self.pending > Decimal::ZERO {
+            self.settle();
+        }
+        self.share(idx, off)
+    }
+
+    /// Takes `off` (at most their amounts) from the lines `idx`, in proportion to their
+    /// amounts (cent-exact: the rounding remainder goes to the lines that can take it).
+    fn share(&mut self, idx: &[usize], off: Decimal) -> Decimal {
+        let base: Decimal = idx.iter().map(|&i| self.amounts[i]).sum();
         let off = off.min(base).max(Decimal::ZERO);
         if off == Decimal::ZERO {
             return off;
@@ -208,6 +312,9 @@ struct Outcome {
     work: Work,
     /// Presale deposits paid now, by promotion id (never more than what they count for).
     deposits: Vec<(String, Decimal)>,
+    /// The amounts each stage was measured on: after stage 2 (for stage 3), after stage 3
+    /// (cross-store), after stage 4 (platform).
+    before: [Option<Work>; 3],
 }
 
 impl Outcome {
@@ -283,7 +390,7 @@ pub fn quote(
         let reason = match p.kind {
             Kind::Threshold | Kind::Coupon if exclusive_won.is_none() => {
                 let idx = best.work.lines_of(p, lines);
-                match discount(p, stage_base(promos, lines, &best, p, &idx)) {
+                match discount(p, stage_base(&best, p, &idx)) {
                     Err((threshold, short)) => Reason::Short {
                         threshold,
                         short: cents(short),
@@ -352,12 +459,12 @@ pub fn quote(
 
 /// Stages 1 and 2 with the usable promotions `ids`.
 fn items_and_presale(promos: &[Promotion], lines: &[Line], ids: &[usize]) -> Outcome {
-    let mut work = Work {
-        amounts: lines
+    let mut work = Work::new(
+        lines
             .iter()
             .map(|l| l.unit_price * Decimal::from(l.quantity))
             .collect(),
-    };
+    );
     let mut applied: Vec<Applied> = Vec::new();
     let mut deposits: Vec<(String, Decimal)> = Vec::new();
     let add = |applied: &mut Vec<Applied>, p: &Promotion, stage, base, off: Decimal| {
@@ -423,8 +530,9 @@ fn items_and_presale(promos: &[Promotion], lines: &[Line], ids: &[usize]) -> Out
         }
     }
     Outcome {
-        total_after: work.amounts.iter().sum(),
+        total_after: work.total(),
         applied,
+        before: [Some(work.clone()), None, None],
         work,
         deposits,
     }
@@ -462,6 +570,7 @@ fn price_choice(promos: &[Promotion], lines: &[Line], start: &Outcome, c: Choice
         applied: start.applied.clone(),
         work: start.work.clone(),
         deposits: start.deposits.clone(),
+        before: [Some(start.work.clone()), None, None],
     };
     // Stage 3: both measured on the amount after stage 2.
     let after2 = start.work.clone();
@@ -476,15 +585,27 @@ fn price_choice(promos: &[Promotion], lines: &[Line], start: &Outcome, c: Choice
     if let Some(i) = c.platform_coupon {
         apply(&mut out, promos, lines, i, Stage::Platform, &after4);
     }
-    out.total_after = out.work.amounts.iter().sum();
+    out.before = [Some(after2), Some(after3), Some(after4)];
+    out.total_after = out.work.total();
     out
 }
 
 fn best_combination(promos: &[Promotion], lines: &[Line], ids: &[usize]) -> Outcome {
     let start = items_and_presale(promos, lines, ids);
+    // A threshold or coupon that the amount after stage 2 does not reach never applies
+    // (amounts only go down): left out of the combinations.
+    let reachable = |i: usize| {
+        let idx = start.work.lines_of(&promos[i], lines);
+        discount(&promos[i], start.work.base(&idx)).is_ok()
+    };
     let of = |f: &dyn Fn(&Promotion) -> bool| -> Vec<Option<usize>> {
         std::iter::once(None)
-            .chain(ids.iter().copied().filter(|&i| f(&promos[i])).map(Some))
+            .chain(
+                ids.iter()
+                    .copied()
+                    .filter(|&i| f(&promos[i]) && reachable(i))
+                    .map(Some),
+            )
             .collect()
     };
     let shop_t = of(&|p| p.kind == Kind::Threshold && p.scope == Some(Scope::Shop));
@@ -535,54 +656,27 @@ fn price_alone(promos: &[Promotion], lines: &[Line], i: usize) -> Outcome {
                 applied: Vec::new(),
                 work: start.work.clone(),
                 deposits: Vec::new(),
+                before: [Some(start.work.clone()), None, None],
             };
             apply(&mut out, promos, lines, i, stage, &start.work);
-            out.total_after = out.work.amounts.iter().sum();
+            out.total_after = out.work.total();
             out
         }
     }
 }
 
 /// The amount `p` would be measured on in the chosen combination (for its "short by").
-fn stage_base(
-    promos: &[Promotion],
-    lines: &[Line],
-    best: &Outcome,
-    p: &Promotion,
-    idx: &[usize],
-) -> Decimal {
-    // Recompute the per-stage amounts of the chosen combination.
-    let stage = match (p.kind, p.scope, p.issuer) {
-        (Kind::Threshold, Some(Scope::CrossStore), _) => Stage::CrossStore,
-        (Kind::Coupon, _, Some(Issuer::Platform)) => Stage::Platform,
-        _ => Stage::Shop,
+fn stage_base(best: &Outcome, p: &Promotion, idx: &[usize]) -> Decimal {
+    let slot = match (p.kind, p.scope, p.issuer) {
+        (Kind::Threshold, Some(Scope::CrossStore), _) => 1,
+        (Kind::Coupon, _, Some(Issuer::Platform)) => 2,
+        _ => 0,
     };
-    let ids: Vec<usize> = best
-        .applied
-        .iter()
-        .filter(|a| a.stage < stage)
-        .filter_map(|a| promos.iter().position(|q| q.id == a.id))
-        .collect();
-    let before: Vec<usize> = ids
-        .iter()
-        .copied()
-        .filter(|&i| matches!(promos[i].kind, Kind::ItemDiscount | Kind::Presale))
-        .collect();
-    let mut o = items_and_presale(promos, lines, &before);
-    let mut after = o.work.clone();
-    for s in [Stage::Shop, Stage::CrossStore] {
-        if s >= stage {
-            break;
-        }
-        let base_of = after.clone();
-        for a in best.applied.iter().filter(|a| a.stage == s) {
-            if let Some(i) = promos.iter().position(|q| q.id == a.id) {
-                apply(&mut o, promos, lines, i, s, &base_of);
-            }
-        }
-        after = o.work.clone();
-    }
-    after.base(idx)
+    best.before[slot]
+        .as_ref()
+        .or(best.before[0].as_ref())
+        .unwrap_or(&best.work)
+        .base(idx)
 }
 
 fn next_threshold(
@@ -596,7 +690,7 @@ fn next_threshold(
         .filter(|p| p.kind == Kind::Threshold)
         .filter_map(|p| {
             let idx = best.work.lines_of(p, lines);
-            let base = stage_base(promos, lines, best, p, &idx);
+            let base = stage_base(best, p, &idx);
             let off = p.off.map(|a| a.0).unwrap_or_default();
             let needed = match (p.every.map(|a| a.0), p.min_spend.map(|a| a.0)) {
                 (Some(e), _) if e > Decimal::ZERO => e * ((base / e).floor() + Decimal::ONE) - base,

@@ -11,9 +11,11 @@ use kefu_knowledge::{
     scenario,
 };
 use kefu_proto::knowledge::v1::{
-    ActivateRequest, ActivateResponse, AnswerRequest, AnswerResponse, BundleChunk, EvaluateRequest,
-    EvaluateResponse, GetStatusRequest, GetStatusResponse, ImportBundleResponse, RollbackRequest,
-    RollbackResponse, ScenarioResult, Summary, Version, knowledge_service_server::KnowledgeService,
+    ActivateRequest, ActivateResponse, AnswerRequest, AnswerResponse, AppliedPromotion,
+    BundleChunk, EvaluateRequest, EvaluateResponse, GetStatusRequest, GetStatusResponse,
+    ImportBundleResponse, NextThreshold, PresaleTerms, QuotePriceRequest, QuotePriceResponse,
+    QuotedLine, RejectedPromotion, RollbackRequest, RollbackResponse, ScenarioResult, Summary,
+    Version, knowledge_service_server::KnowledgeService,
 };
 use kefu_runtime::{
     auth::{Allow, Caller},
@@ -32,7 +34,7 @@ use crate::{phrasing::Phraser, store};
 pub fn policy(method: &str) -> Option<Allow> {
     match method {
         "ImportBundle" | "Evaluate" | "Activate" | "Rollback" | "GetStatus" => Some(Allow::SHOP),
-        "Answer" => Some(Allow::SHOP | Allow::SERVICE),
+        "Answer" | "QuotePrice" => Some(Allow::SHOP | Allow::SERVICE),
         _ => None,
     }
 }
@@ -376,6 +378,150 @@ impl KnowledgeService for Api {
         Ok(Response::new(GetStatusResponse {
             active_version: active.unwrap_or(0),
             versions,
+        }))
+    }
+
+    async fn quote_price(
+        &self,
+        req: Request<QuotePriceRequest>,
+    ) -> Result<Response<QuotePriceResponse>, Status> {
+        use kefu_knowledge::pricing::{self, Reason, Stage};
+        let caller = Caller::of(&req)?;
+        let r = req.into_inner();
+        let shop = caller.shop(&r.shop_id)?;
+        let mut v = Violations::new();
+        if r.lines.is_empty() || r.lines.len() > 100 {
+            v.add("lines", "a cart has 1-100 lines");
+        }
+        for (i, l) in r.lines.iter().enumerate() {
+            if l.sku.trim().is_empty() || l.sku.len() > 128 {
+                v.add(&format!("lines[{i}].sku"), "a SKU of 1-128 bytes");
+            }
+            if !(1..=999).contains(&l.quantity) {
+                v.add(&format!("lines[{i}].quantity"), "must be 1-999");
+            }
+        }
+        if r.held_coupons.len() > 50 || r.held_coupons.iter().any(|c| c.len() > 128) {
+            v.add("held_coupons", "at most 50 coupon ids of up to 128 bytes");
+        }
+        v.into_result().map_err(ApiError::from)?;
+        let Some(active) = store::active(&self.db, &shop)
+            .await
+            .map_err(ApiError::from)?
+        else {
+            return Err(ApiError::FailedPrecondition(
+                "the shop has no active knowledge version (kefu knowledge import)".into(),
+            )
+            .into());
+        };
+        let k = self.knowledge(&shop, active).await?;
+        let at = match r.at {
+            Some(t) => chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+                .ok_or_else(|| {
+                    let mut v = Violations::new();
+                    v.add("at", "not a valid time");
+                    ApiError::from(v.into_result().unwrap_err())
+                })?,
+            None => chrono::Utc::now(),
+        }
+        .fixed_offset();
+        let cart: Vec<(String, u32)> = r
+            .lines
+            .iter()
+            .map(|l| (l.sku.trim().to_owned(), l.quantity as u32))
+            .collect();
+        let (q, lines) =
+            pricing::quote_cart(&k.bundle, |s| k.price_of(s), &cart, &r.held_coupons, at).map_err(
+                |unknown| {
+                    let mut v = Violations::new();
+                    for (i, sku) in unknown {
+                        v.add(
+                            &format!("lines[{i}].sku"),
+                            format!("\"{sku}\" is not in the shop's catalogue"),
+                        );
+                    }
+                    ApiError::from(v.into_result().unwrap_err())
+                },
+            )?;
+        let money = |d: rust_decimal::Decimal| d.round_dp(2).normalize().to_string();
+        let ts = |t: Option<chrono::DateTime<chrono::FixedOffset>>| {
+            t.map(|t| event::timestamp(t.with_timezone(&chrono::Utc)))
+        };
+        Ok(Response::new(QuotePriceResponse {
+            currency: q.currency.clone(),
+            subtotal: money(q.subtotal),
+            lines: lines
+                .iter()
+                .map(|(l, title)| QuotedLine {
+                    sku: l.sku.clone(),
+                    title: title.clone(),
+                    quantity: l.quantity as i32,
+                    unit_price: money(l.unit_price),
+                })
+                .collect(),
+            applied: q
+                .applied
+                .iter()
+                .map(|a| AppliedPromotion {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    stage: match a.stage {
+                        Stage::Item => "item",
+                        Stage::Presale => "presale",
+                        Stage::Shop => "shop",
+                        Stage::CrossStore => "cross_store",
+                        Stage::Platform => "platform",
+                    }
+                    .into(),
+                    base: money(a.base),
+                    off: money(a.off),
+                })
+                .collect(),
+            rejected: q
+                .rejected
+                .iter()
+                .map(|x| {
+                    let (reason, threshold, short) = match &x.reason {
+                        Reason::NotActive => ("not_active", String::new(), String::new()),
+                        Reason::NotInCart => ("not_in_cart", String::new(), String::new()),
+                        Reason::NotHeld => ("not_held", String::new(), String::new()),
+                        Reason::Short { threshold, short } => {
+                            ("short", money(*threshold), money(*short))
+                        }
+                        Reason::BetterCombination => {
+                            ("better_combination", String::new(), String::new())
+                        }
+                    };
+                    RejectedPromotion {
+                        id: x.id.clone(),
+                        name: x.name.clone(),
+                        reason: reason.into(),
+                        threshold,
+                        short,
+                    }
+                })
+                .collect(),
+            total: money(q.total),
+            deposit_now: money(q.deposit_now),
+            balance: money(q.balance),
+            presales: q
+                .presales
+                .iter()
+                .map(|p| PresaleTerms {
+                    id: p.id.clone(),
+                    deposit: money(p.deposit),
+                    balance_starts: ts(p.balance_starts),
+                    balance_ends: ts(p.balance_ends),
+                    deposit_refundable: p.deposit_refundable,
+                })
+                .collect(),
+            next_threshold: q.next_threshold.as_ref().map(|n| NextThreshold {
+                id: n.id.clone(),
+                needed: money(n.needed),
+                off: money(n.off),
+            }),
+            assumed_claimed: q.assumed_claimed.clone(),
+            version: active,
         }))
     }
 
