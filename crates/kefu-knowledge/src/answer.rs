@@ -198,6 +198,11 @@ fn aliases(value: &str) -> Vec<String> {
     out
 }
 
+/// Whether normalised `q` names the variant value `option` (in either language for colours).
+pub(crate) fn variant_said(q: &str, option: &str) -> bool {
+    aliases(option).iter().any(|a| says(q, a))
+}
+
 /// Whether the question names a colour at all.
 fn names_colour(q: &str) -> bool {
     COLOURS
@@ -582,6 +587,11 @@ impl Knowledge {
         })
     }
 
+    /// Title terms of product `i` that no other title has.
+    pub(crate) fn distinctive_terms(&self, i: usize) -> &[String] {
+        &self.names.distinctive[i]
+    }
+
     /// A SKU's catalogue price and its product's title (see [`crate::pricing::catalogue_price`]).
     pub fn price_of(&self, sku: &str) -> Option<(Decimal, String)> {
         self.prices.get(sku).cloned()
@@ -732,9 +742,23 @@ impl Knowledge {
     /// detector said English ("Down coat M码还有货吗": a product name in English does not make
     /// the customer an English reader).
     pub fn answer(&self, question: &str, language: &str) -> Option<Answer> {
+        self.answer_at(question, language, chrono::Utc::now().fixed_offset())
+    }
+
+    /// [`Knowledge::answer`] as of `at` (promotions' time windows).
+    pub fn answer_at(
+        &self,
+        question: &str,
+        language: &str,
+        at: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Option<Answer> {
         let zh = language == "zh"
             || ((language.is_empty() || language == "en") && text::language(question) == "zh");
         let lang = if zh { "zh" } else { "en" };
+        // A cart: the computed amount and its steps.
+        if let Some(a) = self.cart_answer(question, zh, at) {
+            return Some(a);
+        }
         let recommend = any(question, RECOMMEND_WORDS);
         match self.named(question) {
             Named::One(i) if !recommend => return self.about_product(i, question, zh),

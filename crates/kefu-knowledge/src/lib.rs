@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod bundle;
+pub mod cart;
 pub mod faq;
 pub mod html;
 pub mod index;

@@ -155,6 +155,31 @@ async fn carts_are_priced_with_the_shops_own_promotions() {
         "{out}"
     );
 
+    // The same engine in chat, through the whole mesh, in both languages: 99 + (200 −10%)
+    // = 279; −20 shop 满减 −20 shop coupon = 239 (below every cross-store tier, whatever
+    // the date).
+    for (id, text, want) in [
+        (
+            "cart-zh",
+            "一瓶 Toner 和一支 Velvet Lipstick 用券后一共多少钱？",
+            "合计 ¥239",
+        ),
+        (
+            "cart-en",
+            "If I buy a Toner and the Velvet Lipstick, what do I pay in total?",
+            "you pay ¥239 in all",
+        ),
+    ] {
+        let (status, r) = mesh
+            .post_message(&serde_json::json!({"channel": "web", "channel_user_id": id,
+                "channel_message_id": id, "text": text, "wait_ms": 30000}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let reply = r["reply"]["text"].as_str().unwrap_or_default();
+        assert!(reply.contains(want), "{text} → {r}");
+        assert!(reply.contains("−¥20"), "the steps: {reply}");
+    }
+
     // An unknown SKU: refused, by line.
     let (ok, _, err) = quote(&mesh, &key, &["--sku", "TONER-1", "--sku", "NOPE-9:2"]);
     assert!(
