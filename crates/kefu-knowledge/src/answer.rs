@@ -485,6 +485,7 @@ const PROMO_WORDS: &[&str] = &[
     "预售",
     "定金",
     "尾款",
+    "balance",
     "优惠券",
     "店铺券",
     "满减",
@@ -911,12 +912,23 @@ impl Knowledge {
             }
         }
         if any(question, PROMO_WORDS) {
+            // The shop's rules as its FAQ words them, else the product's presale terms from
+            // promotions.yaml.
             let rest: Vec<String> = terms(question)
                 .into_iter()
                 .filter(|t| !self.names.terms[i].contains(t))
                 .collect();
             if let Some(a) = self.faq_answer(&rest.join(" "), zh, true) {
                 return Some(a);
+            }
+            if let Some(text) = self.presale_terms(p, zh) {
+                return Some(Answer {
+                    text: self.with_link(text, p, zh),
+                    language: lang.into(),
+                    confidence: 1.0,
+                    kind: Kind::Price,
+                    sources: vec![p.source.clone(), "promotions.yaml".into()],
+                });
             }
         }
         // "How much does it weigh / hold" is not a price question.
@@ -1063,6 +1075,87 @@ impl Knowledge {
             confidence: 1.0,
             kind: Kind::Product,
             sources: source,
+        })
+    }
+
+    /// A product's presale as promotions.yaml sets it: deposit and what it counts for, when
+    /// the deposit and the balance are paid, whether the deposit is refunded.
+    fn presale_terms(&self, p: &Product, zh: bool) -> Option<String> {
+        let file = self.bundle.promotions.as_ref()?;
+        let promo = file.promotions.iter().find(|x| {
+            x.kind == crate::promotions::Kind::Presale
+                && x.sku
+                    .as_ref()
+                    .is_some_and(|s| p.variants.iter().any(|v| &v.sku == s) || &p.id == s)
+        })?;
+        let m = |a: Option<crate::promotions::Amount>| {
+            let n = a.map(|a| a.0.normalize().to_string()).unwrap_or_default();
+            match file.currency.as_str() {
+                "CNY" => format!("¥{n}"),
+                "USD" => format!("${n}"),
+                c => format!("{n} {c}"),
+            }
+        };
+        let day = |t: chrono::DateTime<chrono::FixedOffset>| {
+            use chrono::{Datelike, Timelike};
+            if zh {
+                format!(
+                    "{}月{}日 {:02}:{:02}",
+                    t.month(),
+                    t.day(),
+                    t.hour(),
+                    t.minute()
+                )
+            } else {
+                t.format("%b %-d %H:%M").to_string()
+            }
+        };
+        let when =
+            |a: Option<chrono::DateTime<chrono::FixedOffset>>,
+             b: Option<chrono::DateTime<chrono::FixedOffset>>| match (a, b) {
+                (Some(a), Some(b)) => Some(format!("{} – {}", day(a), day(b))),
+                _ => None,
+            };
+        let refundable = promo.deposit_refundable.unwrap_or(false);
+        let deposit_window = when(promo.starts, promo.ends);
+        let balance_window = when(promo.balance_starts, promo.balance_ends);
+        let name = promo.name.clone().unwrap_or_else(|| p.title.clone());
+        Some(if zh {
+            let mut t = format!(
+                "{name}：定金 {} 抵 {}",
+                m(promo.deposit),
+                m(promo.deposit_value)
+            );
+            if let Some(w) = deposit_window {
+                t.push_str(&format!("，定金 {w} 支付"));
+            }
+            if let Some(w) = balance_window {
+                t.push_str(&format!("，尾款 {w} 支付"));
+            }
+            t.push_str(if refundable {
+                "；定金可退。"
+            } else {
+                "；定金不退（仅在店铺取消订单时退还）。"
+            });
+            t
+        } else {
+            let mut t = format!(
+                "{name}: a deposit of {} counts as {} off the price",
+                m(promo.deposit),
+                m(promo.deposit_value)
+            );
+            if let Some(w) = deposit_window {
+                t.push_str(&format!("; the deposit is paid {w}"));
+            }
+            if let Some(w) = balance_window {
+                t.push_str(&format!("; the balance is paid {w}"));
+            }
+            t.push_str(if refundable {
+                "; the deposit is refundable."
+            } else {
+                "; the deposit is non-refundable (refunded only if the shop cancels the order)."
+            });
+            t
         })
     }
 

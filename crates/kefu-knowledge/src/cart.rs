@@ -460,4 +460,28 @@ promotions:
         // Not a cart: one product, no total asked.
         assert!(k.cart_answer("精华多少钱", true, d11).is_none());
     }
+
+    #[test]
+    fn presale_questions_without_an_faq_get_the_promotions_terms() {
+        let k = shop();
+        let a = k.answer("精华预售的定金能退吗？", "zh").expect("answer");
+        assert!(
+            a.text.contains("定金 ¥50 抵 ¥150")
+                && a.text.contains("尾款 11月11日 00:00 – 11月11日 23:59 支付")
+                && a.text.contains("定金不退"),
+            "{}",
+            a.text
+        );
+        let a = k
+            .answer(
+                "is the deposit for the glow serum presale refundable?",
+                "en",
+            )
+            .expect("answer");
+        assert!(
+            a.text.contains("a deposit of ¥50 counts as ¥150") && a.text.contains("non-refundable"),
+            "{}",
+            a.text
+        );
+    }
 }
