@@ -1,6 +1,7 @@
 //! Entities in Chinese and English text, with their spans (character offsets, end exclusive):
 //! order numbers, tracking numbers (SF, JD, YTO, ZTO, STO, EMS, UPS, FedEx, DHL, USPS), phone
-//! numbers, e-mail addresses, amounts with currency, and dates.
+//! numbers, e-mail addresses, amounts with currency, dates, and quantities of goods (`两瓶`,
+//! `3件`, `2 x`, `buy two`; the value is the number).
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Entity {
-    /// `order_id`, `tracking_number`, `phone`, `email`, `amount`, `date`.
+    /// `order_id`, `tracking_number`, `phone`, `email`, `amount`, `date`, `quantity`.
     pub kind: &'static str,
     /// Normalised value (tracking numbers upper-cased, amounts as `59.90 CNY`).
     pub value: String,
@@ -131,8 +132,54 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(?i)(?:order|订单|單號|单号|订单号)\s*(?:no\.?|number|号|#|:|：)?\s*#?([A-Z0-9-]{6,32})",
         ),
         rule("order_id", "", r"(?-u:\b)\d{8,24}(?-u:\b)"),
+        // Quantities of goods: a number and a measure word (两瓶, 3件), or "2 x", "3 pcs",
+        // "buy two".
+        rule(
+            "quantity",
+            "",
+            r"([0-9]{1,3}|[一二两三四五六七八九十]{1,3})\s?(?:个|件|瓶|支|盒|袋|套|只|双|顶|条|包|罐|台|把|份|张)",
+        ),
+        rule(
+            "quantity",
+            "",
+            r"(?i)(?-u:\b)([0-9]{1,3})\s?(?:x|×|pcs|pieces|units)(?-u:\b)",
+        ),
+        rule(
+            "quantity",
+            "",
+            r"(?i)(?-u:\b)(?:buy|get|order|take)\s+([0-9]{1,3}|one|two|three|four|five|six|seven|eight|nine|ten)(?-u:\b)",
+        ),
     ]
 });
+
+/// A quantity as a number: digits, Chinese numerals up to 99 (两, 十二, 二十五), or English
+/// words up to ten.
+fn quantity_value(raw: &str) -> Option<u32> {
+    if let Ok(n) = raw.parse() {
+        return Some(n);
+    }
+    let words = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    if let Some(i) = words.iter().position(|w| raw.eq_ignore_ascii_case(w)) {
+        return Some(i as u32 + 1);
+    }
+    let digit = |c: char| {
+        "一二三四五六七八九"
+            .find(c)
+            .map(|i| i as u32 / 3 + 1)
+            .or((c == '两').then_some(2))
+    };
+    let chars: Vec<char> = raw.chars().collect();
+    match chars.as_slice() {
+        [c] if *c == '十' => Some(10),
+        [c] => digit(*c),
+        ['十', d] => Some(10 + digit(*d)?),
+        [t, '十'] => Some(digit(*t)? * 10),
+        [t, '十', d] => Some(digit(*t)? * 10 + digit(*d)?),
+        _ => None,
+    }
+}
 
 fn currency(s: &str) -> &'static str {
     let l = s.to_lowercase();
@@ -173,6 +220,20 @@ pub fn extract(text: &str) -> Vec<Entity> {
                     (format!("{num} {cur}"), cur.to_owned())
                 }
                 "order_id" => (raw.to_uppercase(), String::new()),
+                "quantity" => {
+                    // Not a duration (2个月, 3个小时, 5个工作日).
+                    let after = &text[c.get(0).expect("group 0").end()..];
+                    if ["月", "小时", "工作日", "星期", "礼拜", "钟"]
+                        .iter()
+                        .any(|w| after.starts_with(w))
+                    {
+                        continue;
+                    }
+                    match quantity_value(raw) {
+                        Some(n) => (n.to_string(), String::new()),
+                        None => continue,
+                    }
+                }
                 _ => (raw.to_owned(), String::new()),
             };
             if r.kind == "order_id" && !value.chars().any(|c| c.is_ascii_digit()) {
@@ -208,6 +269,24 @@ mod tests {
 
     fn kinds(t: &str) -> Vec<(&'static str, String)> {
         extract(t).into_iter().map(|e| (e.kind, e.value)).collect()
+    }
+
+    #[test]
+    fn quantities_of_goods() {
+        assert_eq!(
+            kinds("买两瓶精华和一支口红，再来十二包面膜"),
+            [
+                ("quantity", "2".to_owned()),
+                ("quantity", "1".to_owned()),
+                ("quantity", "12".to_owned())
+            ]
+        );
+        assert_eq!(
+            kinds("if I buy two serums and 3 x lipstick"),
+            [("quantity", "2".to_owned()), ("quantity", "3".to_owned())]
+        );
+        assert!(kinds("保修2个月，3个工作日发货").is_empty(), "durations");
+        assert_eq!(kinds("二十五件"), [("quantity", "25".to_owned())]);
     }
 
     #[test]
