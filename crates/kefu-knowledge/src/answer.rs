@@ -588,6 +588,12 @@ impl Knowledge {
         })
     }
 
+    /// Product `i`'s title and handle, normalised.
+    pub(crate) fn whole_name(&self, i: usize) -> (&str, &str) {
+        let (t, id) = &self.names.whole[i];
+        (t, id)
+    }
+
     /// Title terms of product `i` that no other title has.
     pub(crate) fn distinctive_terms(&self, i: usize) -> &[String] {
         &self.names.distinctive[i]

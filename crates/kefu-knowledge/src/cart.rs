@@ -125,8 +125,12 @@ impl Knowledge {
         at: DateTime<FixedOffset>,
     ) -> Option<Answer> {
         let q = text::normalise(question);
-        let mentions = self.mentions_in(&q);
+        // Cheap first: a cart question asks for a total or a price.
         let totals = TOTAL_WORDS.iter().any(|w| q.contains(w));
+        if !totals && !any_price_word(&q) {
+            return None;
+        }
+        let mentions = self.mentions_in(&q);
         let several = mentions.len() > 1 || mentions.iter().any(|m| m.quantity > 1);
         if mentions.is_empty() || !(totals || (several && any_price_word(&q))) {
             return None;
@@ -211,10 +215,9 @@ impl Knowledge {
     /// before each (1 when none).
     pub fn mentions_in(&self, q: &str) -> Vec<Mention> {
         let mut out: Vec<Mention> = Vec::new();
-        for (i, p) in self.bundle.products.iter().enumerate() {
-            let title = text::normalise(&p.title);
-            let id = text::normalise(&p.id.replace(['-', '_'], " "));
-            let at = [title.as_str(), id.as_str()]
+        for i in 0..self.bundle.products.len() {
+            let (title, id) = self.whole_name(i);
+            let at = [title, id]
                 .into_iter()
                 .filter(|t| !t.is_empty())
                 .filter_map(|t| q.find(t))

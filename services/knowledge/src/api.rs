@@ -42,9 +42,16 @@ pub fn policy(method: &str) -> Option<Allow> {
 /// Parsed and indexed versions kept in memory (the active ones and the latest evaluated).
 const CACHED: usize = 64;
 
+/// How long `Answer` and `QuotePrice` reuse a shop's active version number before asking the
+/// database again: an activation or rollback on this replica is seen at once, on the others
+/// within this time.
+const ACTIVE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Api {
     pub db: DatabaseConnection,
     cache: Mutex<HashMap<(String, i64), Arc<Knowledge>>>,
+    /// Shop → (active version, when read).
+    active: Mutex<HashMap<String, (Option<i64>, std::time::Instant)>>,
     phraser: Option<Phraser>,
 }
 
@@ -117,6 +124,7 @@ impl Api {
         Self {
             db,
             cache: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
             phraser: None,
         }
     }
@@ -181,6 +189,33 @@ impl Api {
             cache.remove(&old);
         }
         cache.insert((shop.to_owned(), v), k);
+    }
+
+    /// The shop's active version for answering (read at most every [`ACTIVE_TTL`]).
+    async fn active_version(&self, shop: &str) -> Result<Option<i64>, ApiError> {
+        if let Some((v, at)) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(shop)
+            && at.elapsed() < ACTIVE_TTL
+        {
+            return Ok(*v);
+        }
+        let v = store::active(&self.db, shop).await?;
+        let mut cached = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.len() > 100_000 {
+            cached.clear();
+        }
+        cached.insert(shop.to_owned(), (v, std::time::Instant::now()));
+        Ok(v)
+    }
+
+    fn forget_active(&self, shop: &str) {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(shop);
     }
 
     /// Scores of `v`'s scenarios on `v` and on the active version.
@@ -329,6 +364,7 @@ impl KnowledgeService for Api {
         let previous = store::activate(&self.db, &shop, r.version)
             .await
             .map_err(ApiError::from)?;
+        self.forget_active(&shop);
         tracing::info!(shop = %shop, version = r.version, ?previous, force = r.force, "knowledge version activated");
         Ok(Response::new(ActivateResponse {
             active_version: r.version,
@@ -348,6 +384,7 @@ impl KnowledgeService for Api {
             .ok_or_else(|| {
                 ApiError::FailedPrecondition("no earlier active version to roll back to".into())
             })?;
+        self.forget_active(&shop);
         tracing::info!(shop = %shop, version = now, "knowledge rolled back");
         Ok(Response::new(RollbackResponse {
             active_version: now,
@@ -405,10 +442,7 @@ impl KnowledgeService for Api {
             v.add("held_coupons", "at most 50 coupon ids of up to 128 bytes");
         }
         v.into_result().map_err(ApiError::from)?;
-        let Some(active) = store::active(&self.db, &shop)
-            .await
-            .map_err(ApiError::from)?
-        else {
+        let Some(active) = self.active_version(&shop).await? else {
             return Err(ApiError::FailedPrecondition(
                 "the shop has no active knowledge version (kefu knowledge import)".into(),
             )
@@ -538,10 +572,7 @@ impl KnowledgeService for Api {
             v.add("language", "must be an ISO 639-1 code");
         }
         v.into_result().map_err(ApiError::from)?;
-        let Some(active) = store::active(&self.db, &shop)
-            .await
-            .map_err(ApiError::from)?
-        else {
+        let Some(active) = self.active_version(&shop).await? else {
             return Ok(Response::new(AnswerResponse::default()));
         };
         let k = self.knowledge(&shop, active).await?;
