@@ -506,14 +506,7 @@ fn any(question: &str, words: &[&str]) -> bool {
 
 /// An amount in the product's currency (none named: the bare number, never a guessed one).
 fn money(p: &Product, amount: Decimal) -> String {
-    let n = amount.normalize().to_string();
-    match p.currency.as_deref() {
-        Some("CNY") => format!("¥{n}"),
-        Some("USD") => format!("${n}"),
-        Some("EUR") => format!("€{n}"),
-        Some(c) => format!("{n} {c}"),
-        None => n,
-    }
+    text::money(p.currency.as_deref().unwrap_or(""), amount)
 }
 
 /// A budget in the question: "1000以内", "不超过800元", "under $80", "below 100".
@@ -1095,12 +1088,7 @@ impl Knowledge {
                     .is_some_and(|s| p.variants.iter().any(|v| &v.sku == s) || &p.id == s)
         })?;
         let m = |a: Option<crate::promotions::Amount>| {
-            let n = a.map(|a| a.0.normalize().to_string()).unwrap_or_default();
-            match file.currency.as_str() {
-                "CNY" => format!("¥{n}"),
-                "USD" => format!("${n}"),
-                c => format!("{n} {c}"),
-            }
+            text::money(&file.currency, a.map(|a| a.0).unwrap_or_default())
         };
         let day = |t: chrono::DateTime<chrono::FixedOffset>| {
             use chrono::{Datelike, Timelike};

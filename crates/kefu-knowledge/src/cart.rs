@@ -246,21 +246,10 @@ fn any_price_word(q: &str) -> bool {
         .any(|w| q.contains(w))
 }
 
-fn money(currency: &str, d: Decimal) -> String {
-    let n = d.round_dp(2).normalize().to_string();
-    match currency {
-        "CNY" => format!("¥{n}"),
-        "USD" => format!("${n}"),
-        "EUR" => format!("€{n}"),
-        "" => n,
-        c => format!("{n} {c}"),
-    }
-}
-
 /// The quote in words: the lines, each promotion and what it took off, the total, the
 /// presale terms, the next threshold, the coupons assumed claimed.
 pub fn describe(q: &Quote, lines: &[(pricing::Line, String)], zh: bool) -> String {
-    let m = |d: Decimal| money(&q.currency, d);
+    let m = |d: Decimal| text::money(&q.currency, d);
     let items: Vec<String> = lines
         .iter()
         .map(|(l, title)| {

@@ -47,6 +47,19 @@ pub fn normalise(s: &str) -> String {
     out
 }
 
+/// An amount as customers read it in `currency` (ISO 4217; empty: the bare number), at most
+/// two decimals and no trailing zeros: `¥259`, `$79.5`, `€12`, `100 JPY`.
+pub fn money(currency: &str, amount: rust_decimal::Decimal) -> String {
+    let n = amount.round_dp(2).normalize().to_string();
+    match currency {
+        "CNY" => format!("¥{n}"),
+        "USD" => format!("${n}"),
+        "EUR" => format!("€{n}"),
+        "" => n,
+        c => format!("{n} {c}"),
+    }
+}
+
 /// Whitespace collapsed and trimmed.
 pub fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
