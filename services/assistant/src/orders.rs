@@ -322,10 +322,10 @@ pub fn plan(intent: &str, o: &Order, zh: bool, now: DateTime<Utc>) -> Plan {
                 handover("order already shipped: cancellation needs the parcel intercepted")
             }
             "delivered" => Plan::Reply(if zh {
-                format!("{status}订单已签收，无法取消；签收后7天内可以申请退货。")
+                format!("{status}订单已签收，无法取消；想退货的话，可以问我本店的退货规则。")
             } else {
                 format!(
-                    "{status} It has been delivered, so it can't be cancelled; you can return it within 7 days."
+                    "{status} It has been delivered, so it can't be cancelled; ask me about the shop's return policy if you want to send it back."
                 )
             }),
             _ => Plan::Reply(status),
@@ -373,10 +373,10 @@ pub fn plan(intent: &str, o: &Order, zh: bool, now: DateTime<Utc>) -> Plan {
                 money(o.total_minor, &o.currency)
             ),
             (None, true) => {
-                format!("{status}该订单没有退款申请；签收后7天内可以在订单中申请退货退款。")
+                format!("{status}该订单没有退款申请；想退货退款的话，可以问我本店的退货规则。")
             }
             (None, false) => format!(
-                "{status} There is no refund request on it; you can request a return within 7 days of delivery."
+                "{status} There is no refund request on it; ask me about the shop's return policy if you want to return it."
             ),
         }),
         _ => Plan::Reply(status),
