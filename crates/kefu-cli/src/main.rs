@@ -95,36 +95,14 @@ enum Command {
     /// A shop's knowledge bundle (docs/knowledge.md): import, status, rollback.
     Knowledge {
         #[command(flatten)]
-        key: ShopKey,
-        /// The shop (optional: the API key names it; when given it must match).
-        #[arg(long, global = true, env = "KEFU_SHOP", default_value = "")]
-        shop: String,
-        /// knowledge service gRPC endpoint.
-        #[arg(
-            long,
-            global = true,
-            env = "KEFU_KNOWLEDGE_URL",
-            default_value = "http://127.0.0.1:50058"
-        )]
-        url: String,
+        target: KnowledgeTarget,
         #[command(subcommand)]
         command: KnowledgeCommand,
     },
     /// Prices (docs/promotions.md): `kefu promotions quote --sku A:2 --sku B:1`.
     Promotions {
         #[command(flatten)]
-        key: ShopKey,
-        /// The shop (optional: the API key names it; when given it must match).
-        #[arg(long, global = true, env = "KEFU_SHOP", default_value = "")]
-        shop: String,
-        /// knowledge service gRPC endpoint.
-        #[arg(
-            long,
-            global = true,
-            env = "KEFU_KNOWLEDGE_URL",
-            default_value = "http://127.0.0.1:50058"
-        )]
-        url: String,
+        target: KnowledgeTarget,
         #[command(subcommand)]
         command: PromotionsCommand,
     },
@@ -224,15 +202,8 @@ fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn promotions(
-    key: ShopKey,
-    shop: String,
-    url: String,
-    command: PromotionsCommand,
-) -> anyhow::Result<()> {
-    use kefu_proto::knowledge::v1::{
-        CartLine, QuotePriceRequest, knowledge_service_client::KnowledgeServiceClient,
-    };
+async fn promotions(target: KnowledgeTarget, command: PromotionsCommand) -> anyhow::Result<()> {
+    use kefu_proto::knowledge::v1::{CartLine, QuotePriceRequest};
     let PromotionsCommand::Quote {
         skus,
         held,
@@ -264,13 +235,12 @@ async fn promotions(
         )),
         None => None,
     };
-    let key = key.key()?;
-    let mut client = KnowledgeServiceClient::new(connect(&url).await?);
+    let (key, mut client) = target.open().await?;
     let q = client
         .quote_price(with_credential(
             &key,
             QuotePriceRequest {
-                shop_id: shop,
+                shop_id: target.shop.clone(),
                 lines,
                 held_coupons: held,
                 at,
@@ -345,23 +315,13 @@ async fn promotions(
     Ok(())
 }
 
-async fn knowledge(
-    key: ShopKey,
-    shop: String,
-    url: String,
-    command: KnowledgeCommand,
-) -> anyhow::Result<()> {
+async fn knowledge(target: KnowledgeTarget, command: KnowledgeCommand) -> anyhow::Result<()> {
     use kefu_proto::knowledge::v1::{
         ActivateRequest, BundleChunk, EvaluateRequest, GetStatusRequest, RollbackRequest,
-        knowledge_service_client::KnowledgeServiceClient,
     };
     // Everything but `check` talks to the service as the shop.
-    let open = async || -> anyhow::Result<_> {
-        let client = KnowledgeServiceClient::new(connect(&url).await?)
-            .max_encoding_message_size(2 * 1024 * 1024)
-            .max_decoding_message_size(16 * 1024 * 1024);
-        Ok((key.key()?, client))
-    };
+    let shop = target.shop.clone();
+    let open = async || target.open().await;
     match command {
         KnowledgeCommand::Check { dir } => check_bundle(&dir)?,
         KnowledgeCommand::Import { dir, force } => {
@@ -684,6 +644,44 @@ enum AgentsCommand {
     List,
     /// Revoke a token by its id (at_…).
     Revoke { token_id: String },
+}
+
+/// The knowledge service, as a shop: `kefu knowledge …` and `kefu promotions …`.
+#[derive(Args, Clone)]
+struct KnowledgeTarget {
+    #[command(flatten)]
+    key: ShopKey,
+    /// The shop (optional: the API key names it; when given it must match).
+    #[arg(long, global = true, env = "KEFU_SHOP", default_value = "")]
+    shop: String,
+    /// knowledge service gRPC endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_KNOWLEDGE_URL",
+        default_value = "http://127.0.0.1:50058"
+    )]
+    url: String,
+}
+
+impl KnowledgeTarget {
+    /// The shop's key and a client (bundles stream in 1 MiB chunks; evaluations can be long).
+    async fn open(
+        &self,
+    ) -> anyhow::Result<(
+        String,
+        kefu_proto::knowledge::v1::knowledge_service_client::KnowledgeServiceClient<
+            tonic::transport::Channel,
+        >,
+    )> {
+        let client =
+            kefu_proto::knowledge::v1::knowledge_service_client::KnowledgeServiceClient::new(
+                connect(&self.url).await?,
+            )
+            .max_encoding_message_size(2 * 1024 * 1024)
+            .max_decoding_message_size(16 * 1024 * 1024);
+        Ok((self.key.key()?, client))
+    }
 }
 
 /// A shop's API key: `--api-key`, or the file `--api-key-file`.
@@ -1337,18 +1335,8 @@ async fn main() {
         } => import_orders(file, format, shop, key, url).await,
         Command::Shops { operator, command } => shops(operator, command).await,
         Command::Dlq { command } => dlq(command).await,
-        Command::Knowledge {
-            key,
-            shop,
-            url,
-            command,
-        } => knowledge(key, shop, url, command).await,
-        Command::Promotions {
-            key,
-            shop,
-            url,
-            command,
-        } => promotions(key, shop, url, command).await,
+        Command::Knowledge { target, command } => knowledge(target, command).await,
+        Command::Promotions { target, command } => promotions(target, command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

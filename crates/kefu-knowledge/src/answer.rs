@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::{
     Bundle,
-    index::{Index, Passage, Scope, terms},
+    index::{Index, Passage, Scope, has_term, terms},
     product::Product,
     text,
 };
@@ -73,6 +73,8 @@ struct Names {
     distinctive: Vec<Vec<String>>,
     /// Terms in several titles (a kind of product: "hoodie", "帐篷") → those products.
     kinds: HashMap<String, Vec<usize>>,
+    /// Per FAQ entry: its heading's terms and normalised text.
+    headings: Vec<(HashSet<String>, String)>,
 }
 
 impl Names {
@@ -129,6 +131,16 @@ impl Names {
             terms,
             distinctive,
             kinds,
+            headings: bundle
+                .faq
+                .iter()
+                .map(|f| {
+                    (
+                        crate::index::terms(&f.question).into_iter().collect(),
+                        text::normalise(&f.question),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -455,7 +467,7 @@ const STOCK_WORDS: &[&str] = &[
     "color",
     "colors",
 ];
-const PRICE_WORDS: &[&str] = &[
+pub(crate) const PRICE_WORDS: &[&str] = &[
     "多少钱",
     "价格",
     "价钱",
@@ -592,7 +604,8 @@ impl Knowledge {
         &self.names.distinctive[i]
     }
 
-    /// A SKU's catalogue price and its product's title (see [`crate::pricing::catalogue_price`]).
+    /// A SKU's catalogue price and its product's title: a variant's SKU (its price, else the
+    /// product's), or a product's id when it has no variants.
     pub fn price_of(&self, sku: &str) -> Option<(Decimal, String)> {
         self.prices.get(sku).cloned()
     }
@@ -1291,18 +1304,14 @@ impl Knowledge {
             .map(|t| spec_group(t))
             .filter(|g| g.iter().any(|t| self.index.knows(t)))
             .collect();
-        let has = |words: &HashSet<String>, norm: &str, g: &Vec<String>| {
-            g.iter().any(|t| {
-                words.contains(t) || (t.chars().any(text::is_han) && norm.contains(t.as_str()))
-            })
-        };
         // What share of the question the entry's heading (the shop's own question, the best
         // evidence of what an entry answers) covers.
         let heading_cover = |i: usize| {
-            let q = &self.bundle.faq[i].question;
-            let heading: HashSet<String> = terms(q).into_iter().collect();
-            let nq = text::normalise(q);
-            groups.iter().filter(|g| has(&heading, &nq, g)).count() as f32
+            let (words, norm) = &self.names.headings[i];
+            groups
+                .iter()
+                .filter(|g| g.iter().any(|t| has_term(words, norm, t)))
+                .count() as f32
                 / groups.len().max(1) as f32
         };
         // An entry answers only if its heading shares a word with the question, or its text

@@ -196,8 +196,7 @@ impl Knowledge {
             };
             cart.push((sku, m.quantity));
         }
-        let (quote, lines) =
-            pricing::quote_cart(&self.bundle, |s| self.price_of(s), &cart, &[], at).ok()?;
+        let (quote, lines) = pricing::quote_cart(self, &cart, &[], at).ok()?;
         Some(Answer {
             text: describe(&quote, &lines, zh),
             language: if zh { "zh" } else { "en" }.into(),
@@ -241,9 +240,7 @@ impl Knowledge {
 }
 
 fn any_price_word(q: &str) -> bool {
-    ["多少钱", "价格", "how much", "price", "cost"]
-        .iter()
-        .any(|w| q.contains(w))
+    crate::answer::PRICE_WORDS.iter().any(|w| q.contains(w))
 }
 
 /// The quote in words: the lines, each promotion and what it took off, the total, the

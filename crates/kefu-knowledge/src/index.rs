@@ -325,8 +325,7 @@ impl Index {
 
     /// Whether any passage of the bundle has `term` (Chinese: anywhere in its text).
     pub fn knows(&self, term: &str) -> bool {
-        self.vocabulary.contains(term)
-            || (term.chars().any(text::is_han) && self.all_text.contains(term))
+        has_term(&self.vocabulary, &self.all_text, term)
     }
 
     /// A search for a question given as groups of words that stand for each other (a word and
@@ -402,10 +401,9 @@ impl Index {
 
     /// Whether passage `i` has any word of `group`.
     fn has(&self, i: usize, group: &[String]) -> bool {
-        group.iter().any(|t| {
-            self.passage_terms[i].contains(t)
-                || (t.chars().any(text::is_han) && self.passage_text[i].contains(t.as_str()))
-        })
+        group
+            .iter()
+            .any(|t| has_term(&self.passage_terms[i], &self.passage_text[i], t))
     }
 
     fn passage_of(&self, searcher: &tantivy::Searcher, addr: DocAddress) -> Option<usize> {
@@ -429,6 +427,13 @@ impl Index {
     pub fn tantivy(&self) -> &TantivyIndex {
         &self.index
     }
+}
+
+/// Whether a passage with the index terms `words` and the normalised text `norm` has `term`:
+/// as a term, or — a Chinese word — anywhere in its text, whatever the segmenter made of it
+/// (退货 in 退货运费, which jieba cuts as 退/货运费).
+pub fn has_term(words: &HashSet<String>, norm: &str, term: &str) -> bool {
+    words.contains(term) || (term.chars().any(text::is_han) && norm.contains(term))
 }
 
 /// Whether `question` mentions `phrase` (case- and width-insensitive).

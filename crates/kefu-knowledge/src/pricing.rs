@@ -115,38 +115,21 @@ pub struct Quote {
     pub assumed_claimed: Vec<String>,
 }
 
-/// A SKU's catalogue price and its product's title: a variant's SKU (its price, else the
-/// product's), or a product's id when it has no variants.
-pub fn catalogue_price(bundle: &crate::Bundle, sku: &str) -> Option<(Decimal, String)> {
-    bundle.products.iter().find_map(|p| {
-        p.variants
-            .iter()
-            .find(|v| v.sku == sku)
-            .and_then(|v| v.price.or(p.price))
-            .or_else(|| {
-                (p.variants.is_empty() && p.id == sku)
-                    .then_some(p.price)
-                    .flatten()
-            })
-            .map(|price| (price, p.title.clone()))
-    })
-}
-
-/// A cart of (SKU, quantity) priced with the bundle's promotions and the catalogue prices
-/// `price_of` gives (e.g. [`catalogue_price`], or `Knowledge::price_of`, indexed): the quote
-/// and each line's title, or the lines whose SKU the catalogue does not have (index, SKU).
+/// A cart of (SKU, quantity) priced with a knowledge version's catalogue and promotions: the
+/// quote and each line's title, or the lines whose SKU the catalogue does not have (index,
+/// SKU).
 #[allow(clippy::type_complexity)]
 pub fn quote_cart(
-    bundle: &crate::Bundle,
-    price_of: impl Fn(&str) -> Option<(Decimal, String)>,
+    k: &crate::answer::Knowledge,
     cart: &[(String, u32)],
     held: &[String],
     at: DateTime<FixedOffset>,
 ) -> Result<(Quote, Vec<(Line, String)>), Vec<(usize, String)>> {
+    let bundle = &k.bundle;
     let mut lines: Vec<(Line, String)> = Vec::new();
     let mut unknown = Vec::new();
     for (i, (sku, quantity)) in cart.iter().enumerate() {
-        match price_of(sku) {
+        match k.price_of(sku) {
             Some((unit_price, title)) => match lines.iter_mut().find(|(l, _)| &l.sku == sku) {
                 Some((l, _)) => l.quantity += quantity,
                 None => lines.push((
@@ -646,11 +629,7 @@ fn price_alone(promos: &[Promotion], lines: &[Line], i: usize) -> Outcome {
         Kind::ItemDiscount | Kind::Presale => items_and_presale(promos, lines, &[i]),
         Kind::Threshold | Kind::Coupon => {
             let start = items_and_presale(promos, lines, &[]);
-            let stage = match (p.kind, p.scope, p.issuer) {
-                (Kind::Threshold, Some(Scope::CrossStore), _) => Stage::CrossStore,
-                (Kind::Coupon, _, Some(Issuer::Platform)) => Stage::Platform,
-                _ => Stage::Shop,
-            };
+            let stage = stage_of(p);
             let mut out = Outcome {
                 total_after: Decimal::ZERO,
                 applied: Vec::new(),
@@ -665,11 +644,20 @@ fn price_alone(promos: &[Promotion], lines: &[Line], i: usize) -> Outcome {
     }
 }
 
+/// The stage a threshold or coupon belongs to.
+fn stage_of(p: &Promotion) -> Stage {
+    match (p.kind, p.scope, p.issuer) {
+        (Kind::Threshold, Some(Scope::CrossStore), _) => Stage::CrossStore,
+        (Kind::Coupon, _, Some(Issuer::Platform)) => Stage::Platform,
+        _ => Stage::Shop,
+    }
+}
+
 /// The amount `p` would be measured on in the chosen combination (for its "short by").
 fn stage_base(best: &Outcome, p: &Promotion, idx: &[usize]) -> Decimal {
-    let slot = match (p.kind, p.scope, p.issuer) {
-        (Kind::Threshold, Some(Scope::CrossStore), _) => 1,
-        (Kind::Coupon, _, Some(Issuer::Platform)) => 2,
+    let slot = match stage_of(p) {
+        Stage::CrossStore => 1,
+        Stage::Platform => 2,
         _ => 0,
     };
     best.before[slot]

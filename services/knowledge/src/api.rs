@@ -465,18 +465,16 @@ impl KnowledgeService for Api {
             .map(|l| (l.sku.trim().to_owned(), l.quantity as u32))
             .collect();
         let (q, lines) =
-            pricing::quote_cart(&k.bundle, |s| k.price_of(s), &cart, &r.held_coupons, at).map_err(
-                |unknown| {
-                    let mut v = Violations::new();
-                    for (i, sku) in unknown {
-                        v.add(
-                            &format!("lines[{i}].sku"),
-                            format!("\"{sku}\" is not in the shop's catalogue"),
-                        );
-                    }
-                    ApiError::from(v.into_result().unwrap_err())
-                },
-            )?;
+            pricing::quote_cart(&k, &cart, &r.held_coupons, at).map_err(|unknown| {
+                let mut v = Violations::new();
+                for (i, sku) in unknown {
+                    v.add(
+                        &format!("lines[{i}].sku"),
+                        format!("\"{sku}\" is not in the shop's catalogue"),
+                    );
+                }
+                ApiError::from(v.into_result().unwrap_err())
+            })?;
         let money = |d: rust_decimal::Decimal| d.round_dp(2).normalize().to_string();
         let ts = |t: Option<chrono::DateTime<chrono::FixedOffset>>| {
             t.map(|t| event::timestamp(t.with_timezone(&chrono::Utc)))
