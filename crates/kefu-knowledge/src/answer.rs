@@ -1127,12 +1127,28 @@ impl Knowledge {
         let deposit_window = when(promo.starts, promo.ends);
         let balance_window = when(promo.balance_starts, promo.balance_ends);
         let name = promo.name.clone().unwrap_or_else(|| p.title.clone());
+        // The balance before other promotions: the SKU's price less what the deposit counts
+        // for (other promotions may take more off the balance; a cart quote shows them).
+        let price = promo
+            .sku
+            .as_deref()
+            .and_then(|s| self.price_of(s))
+            .map(|(price, _)| price);
+        let balance = price.zip(promo.deposit_value).map(|(price, v)| {
+            (
+                text::money(&file.currency, price),
+                text::money(&file.currency, (price - v.0).max(Decimal::ZERO)),
+            )
+        });
         Some(if zh {
             let mut t = format!(
                 "{name}：定金 {} 抵 {}",
                 m(promo.deposit),
                 m(promo.deposit_value)
             );
+            if let Some((price, balance)) = &balance {
+                t.push_str(&format!("（原价 {price}，尾款 {balance}）"));
+            }
             if let Some(w) = deposit_window {
                 t.push_str(&format!("，定金 {w} 支付"));
             }
@@ -1151,6 +1167,9 @@ impl Knowledge {
                 m(promo.deposit),
                 m(promo.deposit_value)
             );
+            if let Some((price, balance)) = &balance {
+                t.push_str(&format!(" of {price}, leaving a balance of {balance}"));
+            }
             if let Some(w) = deposit_window {
                 t.push_str(&format!("; the deposit is paid {w}"));
             }

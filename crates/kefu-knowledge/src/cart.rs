@@ -126,13 +126,19 @@ impl Knowledge {
     ) -> Option<Answer> {
         let q = text::normalise(question);
         // Cheap first: a cart question asks for a total or a price.
-        let totals = TOTAL_WORDS.iter().any(|w| q.contains(w));
-        if !totals && !any_price_word(&q) {
+        let more = crate::deals::MORE_WORDS.iter().any(|w| q.contains(w));
+        let totals = more || TOTAL_WORDS.iter().any(|w| q.contains(w));
+        let deals = crate::deals::ACTIVE_WORDS.iter().any(|w| q.contains(w));
+        if !totals && !deals && !any_price_word(&q) {
             return None;
         }
         let mentions = self.mentions_in(&q);
+        if mentions.is_empty() {
+            // "还差多少能满减" on an amount, "现在有什么活动".
+            return self.deals_answer(question, zh, at);
+        }
         let several = mentions.len() > 1 || mentions.iter().any(|m| m.quantity > 1);
-        if mentions.is_empty() || !(totals || (several && any_price_word(&q))) {
+        if !(totals || (several && any_price_word(&q))) {
             return None;
         }
         // One SKU per product: the variant named, else any when they cost the same and share
@@ -196,9 +202,31 @@ impl Knowledge {
             };
             cart.push((sku, m.quantity));
         }
-        let (quote, lines) = pricing::quote_cart(self, &cart, &[], at).ok()?;
+        let held = self.held_coupons(&q);
+        let (quote, lines) = pricing::quote_cart(self, &cart, &held, at).ok()?;
+        let mut text = describe(&quote, &lines, zh);
+        if more && quote.next_threshold.is_none() {
+            text.push_str(if zh {
+                "已经用上了所有能用的满减。"
+            } else {
+                " No further threshold applies."
+            });
+        }
+        let used: Vec<&str> = quote
+            .applied
+            .iter()
+            .filter(|a| held.contains(&a.id))
+            .map(|a| a.name.as_str())
+            .collect();
+        if !used.is_empty() {
+            text.push_str(&if zh {
+                format!("（已按您持有的{}计算。）", used.join("、"))
+            } else {
+                format!(" (With your {}.)", used.join(", "))
+            });
+        }
         Some(Answer {
-            text: describe(&quote, &lines, zh),
+            text,
             language: if zh { "zh" } else { "en" }.into(),
             confidence: 1.0,
             kind: Kind::Price,

@@ -12,6 +12,7 @@
 pub mod answer;
 pub mod bundle;
 pub mod cart;
+pub mod deals;
 pub mod faq;
 pub mod html;
 pub mod index;

@@ -164,11 +164,13 @@ fn cents(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
-fn active(p: &Promotion, at: DateTime<FixedOffset>) -> bool {
+/// Whether `p` runs at `at` (no `starts`/`ends`: always).
+pub fn active(p: &Promotion, at: DateTime<FixedOffset>) -> bool {
     p.starts.is_none_or(|s| at >= s) && p.ends.is_none_or(|e| at <= e)
 }
 
-fn name(p: &Promotion) -> String {
+/// The promotion's display name, else its id.
+pub fn name(p: &Promotion) -> String {
     p.name.clone().unwrap_or_else(|| p.id.clone())
 }
 
