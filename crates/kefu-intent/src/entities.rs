@@ -1,7 +1,9 @@
 //! Entities in Chinese and English text, with their spans (character offsets, end exclusive):
 //! order numbers, tracking numbers (SF, JD, YTO, ZTO, STO, EMS, UPS, FedEx, DHL, USPS), phone
-//! numbers, e-mail addresses, amounts with currency, dates, and quantities of goods (`两瓶`,
-//! `3件`, `2 x`, `buy two`; the value is the number).
+//! numbers, e-mail addresses, amounts with currency, dates, quantities of goods (`两瓶`,
+//! `3件`, `2 x`, `buy two`; the value is the number) and the product each quantity counts
+//! (`product`: the words after it, "两瓶**精华**", "two **glow serums**"; the catalogue turns
+//! them into a SKU, see the knowledge service's carts).
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -9,7 +11,8 @@ use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Entity {
-    /// `order_id`, `tracking_number`, `phone`, `email`, `amount`, `date`, `quantity`.
+    /// `order_id`, `tracking_number`, `phone`, `email`, `amount`, `date`, `quantity`,
+    /// `product`.
     pub kind: &'static str,
     /// Normalised value (tracking numbers upper-cased, amounts as `59.90 CNY`).
     pub value: String,
@@ -181,6 +184,83 @@ fn quantity_value(raw: &str) -> Option<u32> {
     }
 }
 
+/// Words that end a product mention.
+const PRODUCT_STOPS_ZH: &[&str] = &[
+    "和", "跟", "与", "及", "还有", "再", "加", "用", "一共", "总共", "合计", "多少", "要", "的话",
+    "吗", "呢", "怎么", "能", "可以", "券", "到手",
+];
+const PRODUCT_STOPS_EN: &[&str] = &[
+    "and", "or", "plus", "with", "for", "what", "how", "in", "at", "to", "please", "do", "does",
+    "would", "will", "is", "are", "after", "using", "if",
+];
+
+/// The product named right after byte offset `at` (the end of a quantity): Chinese up to a
+/// joining or question word, English up to four words before one.
+fn product_after(text: &str, at: usize) -> Option<(usize, usize, Entity)> {
+    let rest = &text[at..];
+    let lead = rest.len() - rest.trim_start().len();
+    let start = at + lead;
+    let rest = &text[start..];
+    // "of the serums" / "x lipstick"
+    let rest_l = rest.to_lowercase();
+    let skip = ["of the ", "of ", "x ", "× ", "the "]
+        .iter()
+        .find(|w| rest_l.starts_with(*w))
+        .map_or(0, |w| w.len());
+    let start = start + skip;
+    let rest = &text[start..];
+    let mut end = 0;
+    if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        for (n, w) in rest
+            .split_inclusive([' ', ',', '?', '.', '!', '，', '？'])
+            .enumerate()
+        {
+            let word = w.trim_end_matches([' ', ',', '?', '.', '!', '，', '？']);
+            if n >= 4
+                || word.is_empty()
+                || !word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '\'')
+                || PRODUCT_STOPS_EN.contains(&word.to_lowercase().as_str())
+            {
+                break;
+            }
+            end += w.len();
+            if w.len() != word.len() && !w.ends_with(' ') {
+                end -= w.len() - word.len();
+                break;
+            }
+        }
+    } else {
+        for (i, c) in rest.char_indices() {
+            let here = &rest[i..];
+            if !(c.is_alphanumeric() || c == ' ' || c == '-')
+                || PRODUCT_STOPS_ZH.iter().any(|w| here.starts_with(w))
+                || rest[..i].chars().count() >= 12
+            {
+                break;
+            }
+            end = i + c.len_utf8();
+        }
+    }
+    let value = rest[..end].trim_end();
+    if value.is_empty() {
+        return None;
+    }
+    let end = start + value.len();
+    Some((
+        start,
+        end,
+        Entity {
+            kind: "product",
+            value: value.to_lowercase(),
+            detail: String::new(),
+            start: 0,
+            end: 0,
+        },
+    ))
+}
+
 fn currency(s: &str) -> &'static str {
     let l = s.to_lowercase();
     if l.contains("hk") {
@@ -253,6 +333,24 @@ pub fn extract(text: &str) -> Vec<Entity> {
             ));
         }
     }
+    // The product each quantity counts: the words right after it.
+    let products: Vec<(usize, usize, Entity)> = out
+        .iter()
+        .filter(|(_, _, e)| e.kind == "quantity")
+        .filter_map(|(s, e, _)| {
+            let end = RULES
+                .iter()
+                .filter(|r| r.kind == "quantity")
+                .filter_map(|r| r.re.find_at(text, *s).filter(|m| m.start() <= *s))
+                .map(|m| m.end())
+                .max()
+                .unwrap_or(*e)
+                .max(*e);
+            product_after(text, end)
+        })
+        .filter(|(s, e, _)| !taken.iter().any(|&(a, b)| *s < b && a < *e))
+        .collect();
+    out.extend(products);
     out.sort_by_key(|(s, _, _)| *s);
     out.into_iter()
         .map(|(s, e, mut ent)| {
@@ -273,6 +371,12 @@ mod tests {
 
     #[test]
     fn quantities_of_goods() {
+        let kinds = |t: &str| -> Vec<(&'static str, String)> {
+            kinds(t)
+                .into_iter()
+                .filter(|(k, _)| *k == "quantity")
+                .collect()
+        };
         assert_eq!(
             kinds("买两瓶精华和一支口红，再来十二包面膜"),
             [
@@ -287,6 +391,40 @@ mod tests {
         );
         assert!(kinds("保修2个月，3个工作日发货").is_empty(), "durations");
         assert_eq!(kinds("二十五件"), [("quantity", "25".to_owned())]);
+    }
+
+    #[test]
+    fn the_product_each_quantity_counts() {
+        let products = |t: &str| -> Vec<String> {
+            extract(t)
+                .into_iter()
+                .filter(|e| e.kind == "product")
+                .map(|e| e.value)
+                .collect()
+        };
+        assert_eq!(
+            products("买两瓶精华和一支口红用券后多少钱"),
+            ["精华", "口红"]
+        );
+        assert_eq!(products("再来十二包面膜，一共多少"), ["面膜"]);
+        assert_eq!(
+            products("if I buy 2 glow serums and 3 x Velvet Lipstick, what do I pay?"),
+            ["glow serums", "velvet lipstick"]
+        );
+        assert_eq!(products("buy two of the serums please"), ["serums"]);
+        assert_eq!(products("3件 hoodie 多少钱"), ["hoodie"]);
+        // Spans point at the words.
+        let t = "买两瓶精华";
+        let e = extract(t);
+        let p = e.iter().find(|e| e.kind == "product").expect("product");
+        assert_eq!(
+            t.chars()
+                .skip(p.start)
+                .take(p.end - p.start)
+                .collect::<String>(),
+            "精华"
+        );
+        assert!(products("保修2个月").is_empty());
     }
 
     #[test]
