@@ -158,6 +158,8 @@ Shop questions (answered from demo/knowledge; the README has more):
   is the grey hoodie in stock in M?     a variant's stock
   店铺券和跨店满减能一起用吗             the shop's coupon stacking rules
   预售的定金可以退吗                    presale rules
+  两件 Ridge Fleece Hoodie 和一个卡式炉一共多少钱？   a cart priced with the shop's promotions
+  我购物车现在250元，还差多少能满减？     the next 满减
   $BIN/kefu knowledge status --shop demo           the shop's knowledge versions
 
 MSG

@@ -77,7 +77,7 @@ async fn score(mesh: &Mesh, key: &str, tag: &str, dir: &Path) -> (usize, usize, 
 /// held-out shops are measured as they came (docs/knowledge.md, "Measured"): their floor is
 /// what the code scored on them, so the test catches a regression, not a result we wish for.
 const BUNDLES: &[(&str, &str, usize)] = &[
-    ("demo", "demo/knowledge", 36),                // of 39: 90%
+    ("demo", "demo/knowledge", 39),                // of 43: 90%
     ("lumi", "tests/knowledge/lumi-shop", 18),     // of 20: 90%
     ("furkid", "tests/knowledge/furkid-shop", 15), // of 20: 11 at its freeze, 15 after fixes
     ("held-out", "tests/knowledge/heldout-shop", HELD_OUT_FLOOR),

@@ -199,3 +199,105 @@ async fn carts_are_priced_with_the_shops_own_promotions() {
         "{err}"
     );
 }
+
+/// The demo shop that `make run` imports (demo/knowledge), asked as customers ask, through the
+/// whole mesh on the real broker: carts, a coupon the customer holds, how much more for the
+/// next 满减, the promotions running now and a pre-sale, in Chinese and English. The amounts
+/// are worked by hand from demo/knowledge/promotions.yaml's everyday promotions (Double 11's
+/// are over, whatever today is): shop 满减 ¥30 per full ¥300 and the claimable ¥10 coupon at
+/// ¥199 (stage 3), the held ¥60 platform coupon at ¥1000 (stage 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shop_prices_carts_thresholds_and_presales_in_chat() {
+    let mesh = Mesh::start("promo-demo").await;
+    let key = mesh.api_key.clone();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/knowledge");
+    let out = std::process::Command::new(bin_dir().join("kefu"))
+        .args(["knowledge", "import"])
+        .arg(&demo)
+        .args(["--url", &mesh.grpc_url("knowledge"), "--api-key", &key])
+        .output()
+        .expect("kefu");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        // 2 × 229 + stove 259 (was 299) = 717 → 2 × 30 off → −10 coupon = 647.
+        (
+            "买两件 Ridge Fleece Hoodie 和一个卡式炉一共多少钱？",
+            &[
+                "合计 ¥647",
+                "便携卡式炉 Camp Stove 特价 ¥259 −¥40",
+                "店铺满减 每满300减30 −¥60",
+                "店铺券 满199减10 −¥10",
+                "按已领取",
+            ],
+            &["双11"],
+        ),
+        // 899 + 229 = 1128 → 3 × 30 → −10 = 1028 → the held platform coupon −60 = 968.
+        (
+            "I have the ¥60 off ¥1000 platform coupon. If I buy the Trail 2P tent and a Ridge Fleece Hoodie, what do I pay in total?",
+            &[
+                "you pay ¥968 in all",
+                "平台券 满1000减60 −¥60",
+                "With your 平台券 满1000减60",
+            ],
+            &[],
+        ),
+        // Without the coupon: 1028.
+        (
+            "If I buy the Trail 2P tent and a Ridge Fleece Hoodie, what do I pay in total?",
+            &["you pay ¥1028 in all"],
+            &["平台券"],
+        ),
+        // 899: 2 × 30 and the coupon; ¥1 more reaches the third ¥300.
+        (
+            "我买一顶山径双人帐篷，还差多少能再减？",
+            &["合计 ¥829", "再买 ¥1 可再减 ¥30"],
+            &[],
+        ),
+        // ¥250: the coupon only (240); ¥50 more for the shop's ¥300.
+        (
+            "I have ¥250 in my cart, how much more do I need for the discount?",
+            &["you pay ¥240", "Add ¥50 more to take ¥30 more off"],
+            &[],
+        ),
+        (
+            "现在有什么满减活动？",
+            &[
+                "店铺满减 每满300减30",
+                "店铺券 满199减10，可领取",
+                "平台券 满1000减60，需持有此券",
+            ],
+            &["双11", "满399减40"],
+        ),
+        // The made-to-order kettle: 459 − 100 (the ¥50 deposit's value) = 359 → −30 → −10 =
+        // 319 balance, 50 deposit now, 369 in all.
+        (
+            "If I order the copper kettle, what do I pay in total?",
+            &[
+                "you pay ¥369 in all",
+                "deposit of ¥50 is paid now (not refundable)",
+                "balance of ¥319",
+            ],
+            &[],
+        ),
+        ("铜壶预售定金能退吗？", &["定金不退"], &["定金可退"]),
+    ];
+    for (i, (text, want, forbid)) in cases.iter().enumerate() {
+        let id = format!("demo-cart-{i}");
+        let (status, r) = mesh
+            .post_message(&serde_json::json!({"channel": "web", "channel_user_id": id,
+                "channel_message_id": id, "text": text, "wait_ms": 30000}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let reply = r["reply"]["text"].as_str().unwrap_or_default();
+        for w in *want {
+            assert!(reply.contains(w), "{text} → {reply} (wanted {w})");
+        }
+        for f in *forbid {
+            assert!(!reply.contains(f), "{text} → {reply} (must not say {f})");
+        }
+    }
+}
