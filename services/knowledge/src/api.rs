@@ -23,6 +23,7 @@ use kefu_runtime::{
     grpc::ApiError,
     validate::Violations,
 };
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use sea_orm::DatabaseConnection;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -53,6 +54,62 @@ pub struct Api {
     /// Shop → (active version, when read).
     active: Mutex<HashMap<String, (Option<i64>, std::time::Instant)>>,
     phraser: Option<Phraser>,
+    meaning: Option<Meaning>,
+}
+
+/// FAQ entries found by meaning as well as by words: the deployment's embedding model
+/// (docs/intent.md, "Embeddings"; docs/knowledge.md, "By meaning").
+pub struct Meaning {
+    pub embedder: kefu_embed::Embedder,
+    /// Outcomes by label (`query`, `query_failed`, `faq`, `faq_failed`).
+    pub outcomes: Family<Vec<(String, String)>, Counter>,
+    /// Version → when its FAQ was last sent to be embedded.
+    tried: Mutex<HashMap<(String, i64), std::time::Instant>>,
+}
+
+impl Meaning {
+    pub fn new(
+        embedder: kefu_embed::Embedder,
+        outcomes: Family<Vec<(String, String)>, Counter>,
+    ) -> Self {
+        Meaning {
+            embedder,
+            outcomes,
+            tried: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        self.outcomes
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
+    }
+}
+
+/// How long one batch of a version's FAQ may take to embed (off the message path).
+const FAQ_EMBED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long after a failed attempt a version's FAQ is sent to be embedded again.
+const EMBED_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Embeds a version's FAQ entries (`passage:`), 8 at a time so that a customer's question
+/// never waits long behind them, each batch waiting up to [`FAQ_EMBED_TIMEOUT`].
+async fn embed_faq(embedder: kefu_embed::Embedder, k: Arc<Knowledge>) -> bool {
+    let mut vectors = Vec::with_capacity(k.bundle.faq.len());
+    for chunk in k.faq_passages().chunks(8) {
+        match embedder
+            .embed_within(kefu_embed::Kind::Passage, chunk, FAQ_EMBED_TIMEOUT)
+            .await
+        {
+            Ok(v) => vectors.extend(v.iter().map(|x| x.to_vec())),
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding the FAQ failed: answering by words only");
+                return false;
+            }
+        }
+    }
+    k.set_faq_vectors(vectors);
+    true
 }
 
 fn summary(b: &Bundle) -> Summary {
@@ -126,6 +183,51 @@ impl Api {
             cache: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             phraser: None,
+            meaning: None,
+        }
+    }
+
+    /// FAQ entries found by meaning too, with this embedding model.
+    pub fn with_meaning(mut self, meaning: Option<Meaning>) -> Self {
+        self.meaning = meaning;
+        self
+    }
+
+    /// Makes sure version `v`'s FAQ gets embedded: at once when `wait` (evaluating a version:
+    /// its score must be the score it will answer with), else in the background (answering
+    /// never waits for it; until then, by words).
+    async fn embed_version(&self, shop: &str, v: i64, k: &Arc<Knowledge>, wait: bool) {
+        let Some(m) = &self.meaning else {
+            return;
+        };
+        if k.has_faq_vectors() || k.bundle.faq.is_empty() {
+            return;
+        }
+        {
+            let mut tried = m.tried.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (shop.to_owned(), v);
+            if !wait && tried.get(&key).is_some_and(|t| t.elapsed() < EMBED_RETRY) {
+                return;
+            }
+            if tried.len() > 10_000 {
+                tried.clear();
+            }
+            tried.insert(key, std::time::Instant::now());
+        }
+        let job = embed_faq(m.embedder.clone(), k.clone());
+        if wait {
+            m.count(if job.await { "faq" } else { "faq_failed" });
+        } else {
+            let outcomes = m.outcomes.clone();
+            tokio::spawn(async move {
+                let ok = job.await;
+                outcomes
+                    .get_or_create(&vec![(
+                        "outcome".to_owned(),
+                        if ok { "faq" } else { "faq_failed" }.to_owned(),
+                    )])
+                    .inc();
+            });
         }
     }
 
@@ -143,7 +245,33 @@ impl Api {
         question: &str,
         language: &str,
     ) -> Option<(Answer, bool)> {
-        let mut a = k.answer(question, language)?;
+        // The question's embedding when the FAQ has its own; on any failure, words only.
+        let query = match &self.meaning {
+            Some(m) if k.has_faq_vectors() => {
+                match m
+                    .embedder
+                    .embed_one(kefu_embed::Kind::Query, question)
+                    .await
+                {
+                    Ok(v) => {
+                        m.count("query");
+                        Some(v)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no question embedding: by words only");
+                        m.count("query_failed");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut a = k.answer_with(
+            question,
+            language,
+            chrono::Utc::now().fixed_offset(),
+            query.as_deref(),
+        )?;
         let mut phrased = false;
         if let Some(p) = &self.phraser
             && let Some(t) = p.phrase(question, &a.text, &a.language).await
@@ -221,9 +349,14 @@ impl Api {
     /// Scores of `v`'s scenarios on `v` and on the active version.
     async fn evaluate_version(&self, shop: &str, v: i64) -> Result<EvaluateResponse, ApiError> {
         let new = self.knowledge(shop, v).await?;
+        self.embed_version(shop, v, &new, true).await;
         let active = store::active(&self.db, shop).await?;
         let old = match active {
-            Some(a) => Some(self.knowledge(shop, a).await?),
+            Some(a) => {
+                let old = self.knowledge(shop, a).await?;
+                self.embed_version(shop, a, &old, true).await;
+                Some(old)
+            }
             None => None,
         };
         let mut out = EvaluateResponse {
@@ -574,6 +707,7 @@ impl KnowledgeService for Api {
             return Ok(Response::new(AnswerResponse::default()));
         };
         let k = self.knowledge(&shop, active).await?;
+        self.embed_version(&shop, active, &k, false).await;
         let lang = if r.language.is_empty() {
             kefu_knowledge::text::language(&r.text).to_owned()
         } else {

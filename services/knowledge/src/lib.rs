@@ -65,7 +65,21 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     if phraser.is_some() {
         tracing::info!(url = %args.llm.url, model = %args.llm.model, "LLM phrasing on");
     }
-    let api = api::Api::new(db).with_phraser(phraser);
+    let meaning = kefu_embed::Config::from_env()
+        .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("{e}")))
+        .map(|c| {
+            tracing::info!(url = %c.url, model = %c.model, "FAQ entries found by meaning too");
+            let embeddings: Family<Vec<(String, String)>, Counter> = Family::default();
+            svc.metrics.register(
+                "knowledge_embeddings",
+                "Embedding outcomes (query, query_failed: a question; faq, faq_failed: a version's FAQ)",
+                embeddings.clone(),
+            );
+            api::Meaning::new(kefu_embed::Embedder::new(c), embeddings)
+        });
+    let api = api::Api::new(db)
+        .with_phraser(phraser)
+        .with_meaning(meaning);
     let routes = Routes::new(Guard::new(
         KnowledgeServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE),
         svc.remote_gate(),

@@ -339,6 +339,15 @@ impl Mesh {
                 );
             }
         }
+        // The real embedding server `make test` starts (scripts/lib.sh start_embeddings):
+        // the knowledge service finds FAQ entries by meaning as in production.
+        if service == "knowledge"
+            && let Some(url) = embeddings_url()
+        {
+            cmd.env("KEFU_EMBEDDINGS_URL", url)
+                // Below the assistant's 5 s for an answer.
+                .env("KEFU_EMBEDDINGS_TIMEOUT_MS", "4000");
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning kefu-{service}: {e}"));
@@ -676,4 +685,11 @@ fn own_log_says(path: &Path, start: u64, needle: &str) -> bool {
                 .map(|b| String::from_utf8_lossy(b).contains(needle))
         })
         .unwrap_or(false)
+}
+
+/// The embedding server of the tests (`KEFU_TEST_EMBEDDINGS`, set by `make test`), if any.
+pub fn embeddings_url() -> Option<String> {
+    std::env::var("KEFU_TEST_EMBEDDINGS")
+        .ok()
+        .filter(|s| !s.is_empty())
 }

@@ -177,3 +177,58 @@ async fn each_shop_answers_from_its_own_knowledge_and_releases_are_checked() {
         "{err}"
     );
 }
+
+/// FAQ entries found by meaning, through the whole mesh with the real embedding server
+/// (`KEFU_TEST_EMBEDDINGS`, multilingual-e5-small): questions that share no word with the
+/// demo shop's FAQ — the words alone, asked here of the same bundle, miss them — get the
+/// entry that answers them, across languages; questions the shop does not answer still go to
+/// a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_entries_are_found_by_meaning_through_the_mesh() {
+    assert!(
+        kefu_e2e::embeddings_url().is_some(),
+        "KEFU_TEST_EMBEDDINGS: make test starts the embedding server"
+    );
+    let mesh = Mesh::start("kmeaning").await;
+    let key = mesh.api_key.clone();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/knowledge");
+    let (ok, out, err) = kefu(&mesh, &key, &["import", demo.to_str().expect("path")]);
+    assert!(ok, "{out}{err}");
+    let words_only = kefu_knowledge::answer::Knowledge::new(
+        kefu_knowledge::Bundle::load_dir(&demo).expect("demo"),
+    )
+    .expect("knowledge");
+    for (i, (q, want)) in [
+        (
+            "I changed my mind after it arrived, can I send it back?",
+            "7 days",
+        ),
+        ("my tent pole snapped, what now", "warranty"),
+        ("衣服买大还是买小", "cm"),
+        ("我在乌鲁木齐，寄过来要加钱吗", "新疆"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(
+            !words_only.reply(q, "").contains(want),
+            "{q}: the words alone answer it, so it proves nothing"
+        );
+        let r = ask(&mesh, &key, &format!("m{i}"), &format!("meaning-{i}"), q).await;
+        let reply = r["reply"]["text"].as_str().unwrap_or_default();
+        assert!(reply.contains(want), "{q} → {r}");
+    }
+    for (i, q) in ["今天天气怎么样", "do you sell gift cards for weddings?"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = ask(&mesh, &key, &format!("o{i}"), &format!("oos-{i}"), q).await;
+        assert_eq!(r["reply"]["source"], "system", "{q}: a person: {r}");
+    }
+    let m = mesh.metrics_text("knowledge").await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("kefu_knowledge_embeddings_total{outcome=\"query\"}")),
+        "{m}"
+    );
+}

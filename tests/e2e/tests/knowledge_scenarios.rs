@@ -1,8 +1,9 @@
 //! A shop's own scenarios, asked through the whole mesh on the real broker as customers ask
 //! them (`POST /v1/messages`: translation, classifier, router, assistant, knowledge): the demo
 //! bundle that `make run` imports and the smaller bundles written after the answering code was
-//! frozen (`tests/knowledge/`), each must pass ≥ 90%. Every failure is
-//! printed with the reply, so the score and its misses are in the test's output.
+//! frozen (`tests/knowledge/`), each at least what it scored when measured (the issue asks
+//! 90%; see `BUNDLES`). Every failure is printed with the reply, so the score and its misses
+//! are in the test's output.
 use std::path::{Path, PathBuf};
 
 use kefu_e2e::{Mesh, bin_dir};
@@ -77,18 +78,27 @@ async fn score(mesh: &Mesh, key: &str, tag: &str, dir: &Path) -> (usize, usize, 
 /// held-out shops are measured as they came (docs/knowledge.md, "Measured"): their floor is
 /// what the code scored on them, so the test catches a regression, not a result we wish for.
 const BUNDLES: &[(&str, &str, usize)] = &[
-    ("demo", "demo/knowledge", 39),                // of 43: 90%
-    ("lumi", "tests/knowledge/lumi-shop", 18),     // of 20: 90%
-    ("furkid", "tests/knowledge/furkid-shop", 15), // of 20: 11 at its freeze, 15 after fixes
-    ("held-out", "tests/knowledge/heldout-shop", HELD_OUT_FLOOR),
+    ("demo", "demo/knowledge", 39),            // of 43: 90%
+    ("lumi", "tests/knowledge/lumi-shop", 18), // of 20: 90%
+    // Of 20: 11 at its freeze, 15 after fixes; 17 with FAQ entries found by meaning, when
+    // the embedding model answers in time (the floor is the score by words alone).
+    ("furkid", "tests/knowledge/furkid-shop", 15),
+    // Of 20: 13 at its freeze; 15 by meaning (as above).
+    ("kitchen", "tests/knowledge/heldout-shop", 13),
+    ("held-out", "tests/knowledge/nuanya-shop", HELD_OUT_FLOOR),
 ];
 
-/// Held-out shop #3 (kitchen appliances), written after the third freeze: 13/20 (65%) on its
-/// first run, below the issue's 90% (which stays open for it).
-const HELD_OUT_FLOOR: usize = 13;
+/// Held-out shop #4 (baby and kids), written after the fourth freeze (FAQ by meaning on):
+/// 9/20 (45%) on its first run, with and without the embedding model, far below the issue's
+/// 90% (which stays open for it).
+const HELD_OUT_FLOOR: usize = 9;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_and_the_held_out_bundles_pass_through_the_mesh() {
+    assert!(
+        kefu_e2e::embeddings_url().is_some(),
+        "KEFU_TEST_EMBEDDINGS: the scores are measured with FAQ entries found by meaning (make test starts the embedding server)"
+    );
     let mesh = Mesh::start("kscen").await;
     let mut below = Vec::new();
     for (tag, dir, floor) in BUNDLES {

@@ -223,12 +223,13 @@ async fn the_demo_shop_prices_carts_thresholds_and_presales_in_chat() {
         String::from_utf8_lossy(&out.stderr)
     );
     let cases: &[(&str, &[&str], &[&str])] = &[
-        // 2 × 229 + stove 259 (was 299) = 717 → 2 × 30 off → −10 coupon = 647.
+        // 2 × 229 + stove 259 (its page's price: the sale price, ¥299 struck out) = 717 →
+        // 2 × 30 off → −10 coupon = 647.
         (
             "买两件 Ridge Fleece Hoodie 和一个卡式炉一共多少钱？",
             &[
                 "合计 ¥647",
-                "便携卡式炉 Camp Stove 特价 ¥259 −¥40",
+                "便携卡式炉 Camp Stove ×1（¥259）",
                 "店铺满减 每满300减30 −¥60",
                 "店铺券 满199减10 −¥10",
                 "按已领取",
