@@ -140,7 +140,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "quantity",
             "",
-            r"([0-9]{1,3}|[一二两三四五六七八九十]{1,3})\s?(?:个|件|瓶|支|盒|袋|套|只|双|顶|条|包|罐|台|把|份|张)",
+            r"([0-9]{1,3}|[一二两三四五六七八九十]{1,3})\s?(?:个|件|瓶|支|盒|袋|套|只|双|顶|条|包|罐|台|把|份|张|箱|桶|卷|本|副|对)",
         ),
         rule(
             "quantity",
@@ -391,6 +391,7 @@ mod tests {
         );
         assert!(kinds("保修2个月，3个工作日发货").is_empty(), "durations");
         assert_eq!(kinds("二十五件"), [("quantity", "25".to_owned())]);
+        assert_eq!(kinds("两箱湿巾"), [("quantity", "2".to_owned())]);
     }
 
     #[test]

@@ -209,6 +209,12 @@ fn says(q: &str, word: &str) -> bool {
 fn aliases(value: &str) -> Vec<String> {
     let v = text::normalise(value);
     let mut out = vec![v.clone()];
+    // A note in brackets is not what customers say: "240ml（配M号奶嘴）" is "240ml".
+    if let Some((head, _)) = v.split_once(['（', '(', '【', '['])
+        && !head.trim().is_empty()
+    {
+        out.push(head.trim().to_owned());
+    }
     for (en, zh) in COLOURS {
         if en.iter().any(|w| says(&v, w)) {
             for tail in ["色", "的", "款"] {
@@ -915,6 +921,41 @@ impl Knowledge {
                 named.iter().all(|n| opts.contains(n))
             })
             .collect();
+        // The price of the variant named ("how much is the 240ml bottle"): its own price, not
+        // the product's lowest.
+        if !named.is_empty() && any(question, PRICE_WORDS) {
+            let mut prices: Vec<Decimal> = matching
+                .iter()
+                .filter_map(|v| v.price.or(p.price))
+                .collect();
+            prices.sort();
+            prices.dedup();
+            if let [lo, rest @ ..] = prices.as_slice() {
+                let value = matching[0]
+                    .options
+                    .iter()
+                    .filter(|o| named.contains(&text::normalise(o)))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let price = match rest.last() {
+                    None => money(p, *lo),
+                    Some(hi) => format!("{}–{}", money(p, *lo), money(p, *hi)),
+                };
+                let text = if zh {
+                    format!("{} {value} 的价格：{price}。", p.title)
+                } else {
+                    format!("{} in {value} costs {price}.", p.title)
+                };
+                return Some(Answer {
+                    text: self.with_link(text, p, zh),
+                    language: lang.into(),
+                    confidence: 1.0,
+                    kind: Kind::Price,
+                    sources: source,
+                });
+            }
+        }
         let known: Vec<bool> = matching
             .iter()
             .filter_map(|v| v.available.or(v.stock.map(|n| n > 0)))

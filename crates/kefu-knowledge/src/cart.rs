@@ -63,7 +63,7 @@ const EN_NUMBERS: &[(&str, u32)] = &[
     ("ten", 10),
 ];
 /// Chinese measure words between a number and a product (两**瓶**精华).
-const MEASURE: &str = "个件瓶支盒袋套只双顶条包罐台把份张";
+const MEASURE: &str = "个件瓶支盒袋套只双顶条包罐台把份张箱桶卷本副对";
 
 /// The quantity written just before byte offset `at` of `q` (normalised), if any.
 pub fn quantity_before(q: &str, at: usize) -> Option<u32> {
@@ -433,6 +433,33 @@ promotions:
         assert_eq!(q("buy two serums", "serums"), Some(2));
         assert_eq!(q("and the lipstick", "lipstick"), None);
         assert_eq!(q("口红", "口红"), None);
+        assert_eq!(q("再加两箱湿巾", "湿巾"), Some(2));
+    }
+
+    #[test]
+    fn a_named_variant_has_its_own_price() {
+        let k = shop();
+        let a = k
+            .answer("how much is the 50ml night cream?", "en")
+            .expect("answer");
+        assert!(a.text.contains("50ml costs ¥260"), "{}", a.text);
+        let a = k.answer("晚霜 30ml 多少钱", "zh").expect("answer");
+        assert!(a.text.contains("30ml 的价格：¥180"), "{}", a.text);
+        // A value with a note in brackets is named without it.
+        let b = crate::Bundle::from_files(&[(
+            "products/b.jsonl".into(),
+            br#"{"title":"Glass Bottle","handle":"bottle","options":[{"name":"Size"}],"variants":[{"sku":"B160","price":"89.00","option1":"160ml\uff08S\uff09"},{"sku":"B240","price":"99.00","option1":"240ml\uff08M\uff09"},{"sku":"B240X2","price":"159.00","option1":"240ml gift box"}]}"#
+                .to_vec(),
+        )])
+        .expect("bundle");
+        let a = Knowledge::new(b)
+            .expect("knowledge")
+            .answer("how much is the 240ml glass bottle?", "en")
+            .expect("answer");
+        assert!(a.text.contains("240ml（M） costs 99."), "{}", a.text);
+        // Not named: from the lowest.
+        let a = k.answer("晚霜多少钱", "zh").expect("answer");
+        assert!(a.text.contains("¥180 起"), "{}", a.text);
     }
 
     #[test]

@@ -88,10 +88,11 @@ const BUNDLES: &[(&str, &str, usize)] = &[
     ("held-out", "tests/knowledge/nuanya-shop", HELD_OUT_FLOOR),
 ];
 
-/// Held-out shop #4 (baby and kids), written after the fourth freeze (FAQ by meaning on):
-/// 9/20 (45%) on its first run, with and without the embedding model, far below the issue's
-/// 90% (which stays open for it).
-const HELD_OUT_FLOOR: usize = 9;
+/// Shop #4 (baby and kids), written after the fourth freeze (FAQ by meaning on): 9/20 (45%)
+/// on its first run, with and without the embedding model, far below the 90% (which
+/// stays open for it); 11/20 after the two fixes it led to (`箱` as a measure word, a variant
+/// named without its bracketed note), so no longer held out.
+const HELD_OUT_FLOOR: usize = 11;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_and_the_held_out_bundles_pass_through_the_mesh() {
