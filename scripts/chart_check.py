@@ -232,6 +232,25 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
                 public |= {p["port"] for p in rule.get("ports", []) if p["port"] != "metrics"}
             if public != documented.get(svc, set()):
                 fail(f"{label}: {svc} is public on {sorted(public)}, docs/security.md says {sorted(documented.get(svc, set()))}")
+    # The embedding server: with `embeddings.enabled`, a Deployment, Service and HPA, and the
+    # knowledge service pointed at it; else no such objects.
+    emb = merged["embeddings"]
+    knowledge_env = {
+        e["name"]: e.get("value")
+        for e in deployments.get("kefu-knowledge", {}).get("spec", {}).get("template", {})
+        .get("spec", {}).get("containers", [{}])[0].get("env", [])
+    }
+    if emb["enabled"]:
+        for kind, objs in (("Deployment", deployments), ("Service", services), ("HorizontalPodAutoscaler", hpas)):
+            if "kefu-embeddings" not in objs:
+                fail(f"{label}: embeddings.enabled but no {kind} kefu-embeddings")
+        if knowledge_env.get("KEFU_EMBEDDINGS_URL") != "http://kefu-embeddings:8089":
+            fail(f"{label}: knowledge's KEFU_EMBEDDINGS_URL is {knowledge_env.get('KEFU_EMBEDDINGS_URL')!r}")
+    else:
+        if "kefu-embeddings" in deployments:
+            fail(f"{label}: embeddings disabled but a Deployment kefu-embeddings")
+        if knowledge_env.get("KEFU_EMBEDDINGS_URL", emb["url"] or None) != (emb["url"] or None):
+            fail(f"{label}: knowledge's KEFU_EMBEDDINGS_URL is not embeddings.url")
 
 
 # The topics of the mesh (crates/kefu-runtime/src/kafka/mod.rs `topics::ALL`) by consumer.

@@ -294,6 +294,19 @@ spec:
         - {name: KEFU_LLM_API_KEY_FILE, value: /etc/kefu/llm/{{ $root.Values.llm.key }}}
         {{- end }}
         {{- end }}
+        {{- if and (eq .name "knowledge") (or $root.Values.embeddings.enabled $root.Values.embeddings.url) }}
+        {{- $e := $root.Values.embeddings }}
+        - name: KEFU_EMBEDDINGS_URL
+          value: {{ ternary (printf "http://%s:8089" (include "kefu.component" (dict "root" $root "name" "embeddings"))) $e.url $e.enabled | quote }}
+        - {name: KEFU_EMBEDDINGS_MODEL, value: {{ $e.model | quote }}}
+        - {name: KEFU_EMBEDDINGS_PREFIX, value: {{ ternary "input_type" $e.prefix $e.enabled | quote }}}
+        - {name: KEFU_EMBEDDINGS_TIMEOUT_MS, value: {{ $e.timeoutMs | quote }}}
+        {{- if and $e.existingSecret (not $e.enabled) }}
+        - name: KEFU_EMBEDDINGS_API_KEY
+          valueFrom:
+            secretKeyRef: {name: {{ $e.existingSecret }}, key: {{ $e.key }}}
+        {{- end }}
+        {{- end }}
         {{- if and (eq .name "order-sync") $root.Values.connectorSecrets.existingSecret }}
         - {name: KEFU_CONNECTOR_SECRETS_FILE, value: /etc/kefu/connectors/{{ $root.Values.connectorSecrets.key }}}
         {{- end }}
