@@ -805,6 +805,14 @@ impl Knowledge {
             && self.faq_vectors.set(vectors).is_ok()
     }
 
+    /// Whether the question's embedding could change `first`, the answer found without it:
+    /// only the FAQ is searched by meaning, and it is reached when the answer is an FAQ
+    /// entry, a "which one" question or nothing. Stock, prices, carts, specs and
+    /// recommendations never need the embedding model.
+    pub fn meaning_may_change(&self, first: Option<&Answer>) -> bool {
+        self.has_faq_vectors() && first.is_none_or(|a| matches!(a.kind, Kind::Faq | Kind::Which))
+    }
+
     /// Whether FAQ entries are also found by meaning.
     pub fn has_faq_vectors(&self) -> bool {
         self.faq_vectors.get().is_some()

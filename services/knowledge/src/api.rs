@@ -245,33 +245,29 @@ impl Api {
         question: &str,
         language: &str,
     ) -> Option<(Answer, bool)> {
-        // The question's embedding when the FAQ has its own; on any failure, words only.
-        let query = match &self.meaning {
-            Some(m) if k.has_faq_vectors() => {
-                match m
-                    .embedder
-                    .embed_one(kefu_embed::Kind::Query, question)
-                    .await
-                {
-                    Ok(v) => {
-                        m.count("query");
-                        Some(v)
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "no question embedding: by words only");
-                        m.count("query_failed");
-                        None
-                    }
+        let now = chrono::Utc::now().fixed_offset();
+        let mut first = k.answer_with(question, language, now, None);
+        // The question's embedding only where it could change the answer (the FAQ); on any
+        // failure, the answer by words stands.
+        if let Some(m) = &self.meaning
+            && k.meaning_may_change(first.as_ref())
+        {
+            match m
+                .embedder
+                .embed_one(kefu_embed::Kind::Query, question)
+                .await
+            {
+                Ok(v) => {
+                    m.count("query");
+                    first = k.answer_with(question, language, now, Some(&v));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "no question embedding: by words only");
+                    m.count("query_failed");
                 }
             }
-            _ => None,
-        };
-        let mut a = k.answer_with(
-            question,
-            language,
-            chrono::Utc::now().fixed_offset(),
-            query.as_deref(),
-        )?;
+        }
+        let mut a = first?;
         let mut phrased = false;
         if let Some(p) = &self.phraser
             && let Some(t) = p.phrase(question, &a.text, &a.language).await
