@@ -206,11 +206,7 @@ impl Knowledge {
         let (quote, lines) = pricing::quote_cart(self, &cart, &held, at).ok()?;
         let mut text = describe(&quote, &lines, zh);
         if more && quote.next_threshold.is_none() {
-            text.push_str(if zh {
-                "已经用上了所有能用的满减。"
-            } else {
-                " No further threshold applies."
-            });
+            text.push_str(no_further_threshold(zh));
         }
         let used: Vec<&str> = quote
             .applied
@@ -355,12 +351,8 @@ pub fn describe(q: &Quote, lines: &[(pricing::Line, String)], zh: bool) -> Strin
             )
         });
     }
-    if let Some(n) = &q.next_threshold {
-        t.push_str(&if zh {
-            format!("再买 {} 可再减 {}。", m(n.needed), m(n.off))
-        } else {
-            format!(" Add {} more to take {} more off.", m(n.needed), m(n.off))
-        });
+    if let Some(n) = next_threshold(q, zh) {
+        t.push_str(&n);
     }
     let short: Vec<String> = q
         .rejected
@@ -385,14 +377,38 @@ pub fn describe(q: &Quote, lines: &[(pricing::Line, String)], zh: bool) -> Strin
             format!(" Not reached: {}.", short.join(", "))
         });
     }
-    if !q.assumed_claimed.is_empty() {
-        t.push_str(if zh {
-            "（按已领取店铺可领的优惠券计算。）"
-        } else {
-            " (This assumes you claim the shop's coupons on offer.)"
-        });
-    }
+    t.push_str(assumed_claimed(q, zh));
     t
+}
+
+/// "再买 ¥50 可再减 ¥30。": the nearest threshold within reach, if any.
+pub(crate) fn next_threshold(q: &Quote, zh: bool) -> Option<String> {
+    let m = |d: Decimal| text::money(&q.currency, d);
+    q.next_threshold.as_ref().map(|n| {
+        if zh {
+            format!("再买 {} 可再减 {}。", m(n.needed), m(n.off))
+        } else {
+            format!(" Add {} more to take {} more off.", m(n.needed), m(n.off))
+        }
+    })
+}
+
+/// Said when the customer asks how much more and no threshold is left to reach.
+pub(crate) fn no_further_threshold(zh: bool) -> &'static str {
+    if zh {
+        "已经用上了所有能用的满减。"
+    } else {
+        " No further threshold applies."
+    }
+}
+
+/// That the quote counted coupons anyone may claim (empty when it did not).
+pub(crate) fn assumed_claimed(q: &Quote, zh: bool) -> &'static str {
+    match (q.assumed_claimed.is_empty(), zh) {
+        (true, _) => "",
+        (false, true) => "（按已领取店铺可领的优惠券计算。）",
+        (false, false) => " (This assumes you claim the shop's coupons on offer.)",
+    }
 }
 
 #[cfg(test)]

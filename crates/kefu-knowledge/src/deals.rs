@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::{
     answer::{Answer, Kind, Knowledge},
+    cart,
     pricing::{self, Line},
     promotions::{self, Issuer, Promotion, Scope},
     text,
@@ -431,25 +432,11 @@ impl Knowledge {
             } else {
                 format!(", you pay {}.", m(quote.total))
             });
-            match &quote.next_threshold {
-                Some(n) => t.push_str(&if zh {
-                    format!("再买 {} 可再减 {}。", m(n.needed), m(n.off))
-                } else {
-                    format!(" Add {} more to take {} more off.", m(n.needed), m(n.off))
-                }),
-                None => t.push_str(if zh {
-                    "已经用上了所有能用的满减。"
-                } else {
-                    " No further threshold applies."
-                }),
+            match cart::next_threshold(&quote, zh) {
+                Some(n) => t.push_str(&n),
+                None => t.push_str(cart::no_further_threshold(zh)),
             }
-            if !quote.assumed_claimed.is_empty() {
-                t.push_str(if zh {
-                    "（按已领取店铺可领的优惠券计算。）"
-                } else {
-                    " (This assumes you claim the shop's coupons on offer.)"
-                });
-            }
+            t.push_str(cart::assumed_claimed(&quote, zh));
             if zh {
                 t.push_str("只限部分商品的优惠要看具体商品，告诉我商品我帮您算。");
             } else {

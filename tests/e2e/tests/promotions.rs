@@ -23,6 +23,21 @@ fn quote(mesh: &Mesh, key: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `kefu knowledge import DIR` for the shop of `key`; it must succeed.
+fn import(mesh: &Mesh, key: &str, dir: &Path) {
+    let out = std::process::Command::new(bin_dir().join("kefu"))
+        .args(["knowledge", "import"])
+        .arg(dir)
+        .args(["--url", &mesh.grpc_url("knowledge"), "--api-key", key])
+        .output()
+        .expect("kefu");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn write_bundle(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("products")).expect("dir");
@@ -58,17 +73,7 @@ async fn carts_are_priced_with_the_shops_own_promotions() {
     let key = mesh.api_key.clone();
     let dir = mesh.dir.join("promo-bundle");
     write_bundle(&dir);
-    let out = std::process::Command::new(bin_dir().join("kefu"))
-        .args(["knowledge", "import"])
-        .arg(&dir)
-        .args(["--url", &mesh.grpc_url("knowledge"), "--api-key", &key])
-        .output()
-        .expect("kefu");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&mesh, &key, &dir);
 
     let d11 = "2026-11-05T12:00:00+08:00";
     // C17: one shop discount keeps the cart above ¥600 for two cross-store tiers; the VIP
@@ -211,17 +216,7 @@ async fn the_demo_shop_prices_carts_thresholds_and_presales_in_chat() {
     let mesh = Mesh::start("promo-demo").await;
     let key = mesh.api_key.clone();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/knowledge");
-    let out = std::process::Command::new(bin_dir().join("kefu"))
-        .args(["knowledge", "import"])
-        .arg(&demo)
-        .args(["--url", &mesh.grpc_url("knowledge"), "--api-key", &key])
-        .output()
-        .expect("kefu");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&mesh, &key, &demo);
     let cases: &[(&str, &[&str], &[&str])] = &[
         // 2 × 229 + stove 259 (its page's price: the sale price, ¥299 struck out) = 717 →
         // 2 × 30 off → −10 coupon = 647.
