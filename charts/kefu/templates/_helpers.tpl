@@ -93,9 +93,10 @@ translation:
 intent-classifier:
   grpc: 50053
   metrics: 9183
+  database: true
   topics: [kefu.conversation.normalized.v1]
   callers: []
-  public: []
+  public: [grpc]
 assistant:
   grpc: 50054
   metrics: 9184
@@ -294,7 +295,7 @@ spec:
         - {name: KEFU_LLM_API_KEY_FILE, value: /etc/kefu/llm/{{ $root.Values.llm.key }}}
         {{- end }}
         {{- end }}
-        {{- if and (eq .name "knowledge") (or $root.Values.embeddings.enabled $root.Values.embeddings.url) }}
+        {{- if and (has .name (list "knowledge" "intent-classifier")) (or $root.Values.embeddings.enabled $root.Values.embeddings.url) }}
         {{- $e := $root.Values.embeddings }}
         - name: KEFU_EMBEDDINGS_URL
           value: {{ ternary (printf "http://%s:8089" (include "kefu.component" (dict "root" $root "name" "embeddings"))) $e.url $e.enabled | quote }}

@@ -9,8 +9,12 @@
 //! * `kefu dlq list|replay --topic T [--since] [--shop]` — dead letters, and re-publishing them.
 //! * `kefu knowledge import|status|rollback --shop S` — a shop's knowledge bundle, released
 //!   only when its scenarios do not score lower than on the active version.
+//! * `kefu intents train|classify|eval|status|rollback|label|examples|delete --shop S` — a
+//!   shop's own intents (docs/intent.md).
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
+
+mod intents;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -98,6 +102,13 @@ enum Command {
         target: KnowledgeTarget,
         #[command(subcommand)]
         command: KnowledgeCommand,
+    },
+    /// A shop's own intents (docs/intent.md): train, classify, eval, status, rollback, label.
+    Intents {
+        #[command(flatten)]
+        target: intents::IntentsTarget,
+        #[command(subcommand)]
+        command: intents::IntentsCommand,
     },
     /// Prices (docs/promotions.md): `kefu promotions quote --sku A:2 --sku B:1`.
     Promotions {
@@ -1368,6 +1379,7 @@ async fn main() {
         Command::Dlq { command } => dlq(command).await,
         Command::Knowledge { target, command } => knowledge(target, command).await,
         Command::Promotions { target, command } => promotions(target, command).await,
+        Command::Intents { target, command } => intents::intents(target, command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

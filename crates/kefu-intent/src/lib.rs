@@ -5,6 +5,8 @@
 //!   stored as a small int8 artefact;
 //! * [`train`], [`data`], [`eval`]: reproducible training on the public sets plus Kefu's own
 //!   examples, and held-out evaluation;
+//! * [`shop`], [`scores`]: a shop's own intents (its examples, Kefu's defaults, generic
+//!   negatives) with an optional embedding head, cross-validated and calibrated;
 //! * [`entities`]: order and tracking numbers, phones, e-mails, amounts and dates with spans.
 #![forbid(unsafe_code)]
 
@@ -13,6 +15,8 @@ pub mod entities;
 pub mod eval;
 pub mod features;
 pub mod model;
+pub mod scores;
+pub mod shop;
 pub mod train;
 
 pub use model::{Model, OUT_OF_SCOPE, Prediction};

@@ -33,10 +33,11 @@ impl Default for Settings {
     }
 }
 
-struct Row {
-    f: Features,
-    y: usize,
-    w: f32,
+/// One training row: features, label index and weight.
+pub struct Row {
+    pub f: Features,
+    pub y: usize,
+    pub w: f32,
 }
 
 /// Features, label and weight per example. Kefu's own (Chinese, mixed) examples weigh as much
@@ -76,7 +77,6 @@ fn fnv(s: &str, h: u64) -> u64 {
 
 /// Trains a model on `splits.train`, calibrated on `splits.dev`.
 pub fn train(splits: &Splits, s: &Settings) -> Model {
-    let n = INTENTS.len();
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for e in &splits.train {
         h = fnv(&e.intent, fnv(&e.text, h));
@@ -86,22 +86,33 @@ pub fn train(splits: &Splits, s: &Settings) -> Model {
     let labels = INTENTS.iter().map(|s| s.to_string()).collect();
     let mut m = Model::new(version, labels, s.bits).expect("INTENTS has out_of_scope");
 
+    let data: Vec<Row> = splits
+        .train
+        .iter()
+        .filter_map(|e| {
+            Some(Row {
+                y: INTENTS.iter().position(|i| *i == e.intent)?,
+                f: features::extract(&e.text, s.bits),
+                w: if e.source == "kefu" {
+                    s.ours_weight
+                } else {
+                    1.0
+                },
+            })
+        })
+        .collect();
+    fit(&mut m, &data, s);
+    calibrate(&mut m, &rows(&splits.dev, s.bits));
+    m
+}
+
+/// Fits `m`'s weights to `data` by SGD on the class-balanced softmax loss (deterministic: the
+/// same rows in the same order and settings give the same weights).
+pub fn fit(m: &mut Model, data: &[Row], s: &Settings) {
+    let n = m.labels.len();
     let mut counts = vec![0usize; n];
-    let mut data: Vec<Row> = Vec::with_capacity(splits.train.len());
-    for e in &splits.train {
-        let Some(y) = INTENTS.iter().position(|i| *i == e.intent) else {
-            continue;
-        };
-        counts[y] += 1;
-        data.push(Row {
-            f: features::extract(&e.text, s.bits),
-            y,
-            w: if e.source == "kefu" {
-                s.ours_weight
-            } else {
-                1.0
-            },
-        });
+    for r in data {
+        counts[r.y] += 1;
     }
     let total = data.len() as f32;
     let class_w: Vec<f32> = counts
@@ -118,7 +129,6 @@ pub fn train(splits: &Splits, s: &Settings) -> Model {
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = s.seed.max(1);
     let mut p = vec![0f32; n];
-    let mut step = 0u64;
     for epoch in 0..s.epochs {
         // Fisher-Yates with xorshift: deterministic.
         for i in (1..order.len()).rev() {
@@ -145,12 +155,8 @@ pub fn train(splits: &Splits, s: &Settings) -> Model {
             for (b, g) in m.bias.iter_mut().zip(&p) {
                 *b -= g * 0.1;
             }
-            step += 1;
         }
     }
-    let _ = step;
-    calibrate(&mut m, &rows(&splits.dev, s.bits));
-    m
 }
 
 /// Fits the temperature (minimum dev NLL) and the out-of-scope threshold (best mean of dev

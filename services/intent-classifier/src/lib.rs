@@ -1,12 +1,21 @@
 //! Intent classifier: intent, confidence and entities for every normalized message.
 //!
 //! * consumes `kefu.conversation.normalized.v1` → produces `kefu.conversation.classified.v1`;
-//! * gRPC `kefu.intent.v1.IntentClassifierService/{Classify,ClassifyBatch}`.
+//! * gRPC `kefu.intent.v1.IntentClassifierService` ([`api`]): classification, and each shop's
+//!   own intents — examples (uploads and agents' labels), training with a release check,
+//!   evaluation, status, rollback — stored in its database ([`store`]).
 //!
-//! The model is `kefu-intent`'s (hashed n-gram softmax regression, see `crates/kefu-intent`):
-//! the bundled artefact, or the file named by `--model`, which is reloaded on SIGHUP without
+//! A shop with a trained model is classified with it ([`shops`]: `kefu_intent::shop`, the
+//! n-gram model plus, where `KEFU_EMBEDDINGS_URL` names an embedding server, an embedding
+//! head asked only where the n-gram model is unsure). Every other shop gets `kefu-intent`'s
+//! bundled model, or the file named by `--model`, which is reloaded on SIGHUP without
 //! dropping traffic (a bad file is refused and the running model kept).
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod entity;
+pub mod shops;
+pub mod store;
 
 use std::{
     path::PathBuf,
@@ -15,30 +24,26 @@ use std::{
 
 use async_trait::async_trait;
 use clap::Parser;
+use entity::migration::Migrator;
 use kefu_intent::{Model, entities};
 use kefu_proto::{
     events::v1::{self as ev, MessageEvent},
-    intent::v1::{
-        ClassifyBatchRequest, ClassifyBatchResponse, ClassifyBatchResult, ClassifyRequest,
-        ClassifyResponse, Entity,
-        intent_classifier_service_server::{
-            IntentClassifierService, IntentClassifierServiceServer,
-        },
-    },
+    intent::v1::intent_classifier_service_server::IntentClassifierServiceServer,
 };
 use kefu_runtime::{
     Service,
-    config::{ListenArgs, RuntimeArgs},
-    event,
-    grpc::{ApiError, MAX_DECODING_MESSAGE_SIZE},
+    config::{DbArgs, ListenArgs, RuntimeArgs},
+    db, event,
+    grpc::MAX_DECODING_MESSAGE_SIZE,
     kafka::{Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, topics},
-    validate::Violations,
 };
-use tonic::{Request, Response, Status, service::Routes};
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use tonic::service::Routes;
+
+pub use api::MAX_BATCH;
+pub use shops::{Classified, Shops};
 
 pub const SERVICE: &str = "intent-classifier";
-/// Most items in one `ClassifyBatch`.
-pub const MAX_BATCH: usize = 256;
 
 /// `kefu-intent-classifier` configuration.
 #[derive(Debug, Parser)]
@@ -52,12 +57,14 @@ pub struct Args {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Model artefact from `kefu-intent train` (default: the bundled model). Reloaded on SIGHUP.
     #[arg(long, env = "KEFU_INTENT_MODEL")]
     pub model: Option<PathBuf>,
 }
 
-/// The model in use; swapped atomically on reload.
+/// The bundled (or `--model`) model; swapped atomically on reload.
 #[derive(Clone)]
 pub struct Models(Arc<RwLock<Arc<Model>>>);
 
@@ -75,14 +82,7 @@ impl Models {
     }
 }
 
-/// A classification in the shape both the API and the events use.
-pub struct Classified {
-    pub intent: String,
-    pub confidence: f32,
-    pub entities: Vec<entities::Entity>,
-    pub model: String,
-}
-
+/// Classification with the bundled model (no shop model, no I/O).
 pub fn classify(model: &Model, text: &str) -> Classified {
     let p = model.predict(text);
     Classified {
@@ -101,8 +101,14 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Model> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(done) =
+        db::migrate_only::<Migrator>(&args.db, SERVICE, args.runtime.log_format).await
+    {
+        return done;
+    }
     let (grpc_addr, metrics_addr) = args.listen.resolve(50053, 9183);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
+    let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let started = std::time::Instant::now();
     let models = Models::new(load(args.model.as_ref())?);
     tracing::info!(model = %models.current().version, load = ?started.elapsed(), "intent model loaded");
@@ -112,17 +118,33 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             reload_on_sighup(models.clone(), path, svc.lifecycle.shutdown.clone()),
         );
     }
+    let meaning = kefu_embed::Config::from_env()
+        .unwrap_or_else(|e| kefu_runtime::config::config_error(format!("{e}")))
+        .map(|c| {
+            tracing::info!(url = %c.url, model = %c.model, "shop models use the embedding model where the n-gram model is unsure");
+            let outcomes: Family<Vec<(String, String)>, Counter> = Family::default();
+            svc.metrics.register(
+                "intent_embeddings",
+                "Messages of shops with a trained model, by outcome: used (embedded in time), failed (not in time: the n-gram model decided), not_needed (the n-gram model was sure)",
+                outcomes.clone(),
+            );
+            shops::Meaning {
+                embedder: kefu_embed::Embedder::new(c),
+                outcomes,
+            }
+        });
+    let shops = Arc::new(Shops::new(db, models.clone(), meaning));
     let handler = Arc::new(Pipeline {
         kafka: svc.kafka.clone(),
         producer: svc.producer.clone(),
-        models: models.clone(),
+        shops: shops.clone(),
     });
     svc.consume(&[topics::NORMALIZED], handler);
     let routes = Routes::new(kefu_runtime::auth::Guard::new(
-        IntentClassifierServiceServer::new(Api { models })
+        IntentClassifierServiceServer::new(api::Api::new(shops))
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE * 8),
         svc.remote_gate(),
-        kefu_runtime::auth::shops_and_services,
+        api::policy,
     ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
@@ -155,7 +177,7 @@ async fn reload_on_sighup(
 struct Pipeline {
     kafka: KafkaConfig,
     producer: Producer,
-    models: Models,
+    shops: Arc<Shops>,
 }
 
 fn event_entities(es: &[entities::Entity]) -> Vec<ev::Entity> {
@@ -181,11 +203,15 @@ impl Handler for Pipeline {
         } else {
             &msg.working_text
         };
-        let c = classify(&self.models.current(), text);
+        let c = self
+            .shops
+            .classify(&out_meta.shop_id, &[text.as_str()])
+            .await
+            .remove(0);
         msg.classification = Some(ev::Classification {
+            entities: event_entities(&c.entities),
             intent: c.intent,
             confidence: c.confidence,
-            entities: event_entities(&c.entities),
             model: c.model,
         });
         let key = out_meta.conversation_id.clone();
@@ -194,79 +220,6 @@ impl Handler for Pipeline {
             .send_event(&self.kafka.topic(topics::CLASSIFIED), &key, &msg)
             .await?;
         Ok(Handled::Done)
-    }
-}
-
-fn response(c: Classified) -> ClassifyResponse {
-    ClassifyResponse {
-        intent: c.intent,
-        confidence: c.confidence,
-        entities: c
-            .entities
-            .into_iter()
-            .map(|e| Entity {
-                kind: e.kind.into(),
-                value: e.value,
-                start: e.start as u32,
-                end: e.end as u32,
-                detail: e.detail,
-            })
-            .collect(),
-        model: c.model,
-    }
-}
-
-/// gRPC API.
-pub struct Api {
-    pub models: Models,
-}
-
-#[tonic::async_trait]
-impl IntentClassifierService for Api {
-    async fn classify(
-        &self,
-        req: Request<ClassifyRequest>,
-    ) -> Result<Response<ClassifyResponse>, Status> {
-        let caller = kefu_runtime::auth::Caller::of(&req)?;
-        let req = req.into_inner();
-        caller.shop(&req.shop_id)?;
-        let mut v = Violations::new();
-        v.text("text", &req.text, 4000, 16 * 1024);
-        if req.language.len() > 8 {
-            v.add("language", "must be an ISO 639-1 code");
-        }
-        v.into_result().map_err(ApiError::from)?;
-        Ok(Response::new(response(classify(
-            &self.models.current(),
-            &req.text,
-        ))))
-    }
-
-    async fn classify_batch(
-        &self,
-        req: Request<ClassifyBatchRequest>,
-    ) -> Result<Response<ClassifyBatchResponse>, Status> {
-        let caller = kefu_runtime::auth::Caller::of(&req)?;
-        let req = req.into_inner();
-        caller.shop(&req.shop_id)?;
-        let mut v = Violations::new();
-        if req.items.is_empty() || req.items.len() > MAX_BATCH {
-            v.add("items", format!("must hold 1 to {MAX_BATCH} items"));
-        }
-        for (i, item) in req.items.iter().enumerate().take(MAX_BATCH) {
-            v.text(&format!("items[{i}].text"), &item.text, 4000, 16 * 1024);
-        }
-        v.into_result().map_err(ApiError::from)?;
-        let model = self.models.current();
-        let results = req
-            .items
-            .into_iter()
-            .map(|item| ClassifyBatchResult {
-                result: Some(response(classify(&model, &item.text))),
-                id: item.id,
-            })
-            .collect();
-        Ok(Response::new(ClassifyBatchResponse { results }))
     }
 }
 

@@ -22,6 +22,9 @@ use crate::{
     store::{self, Line},
 };
 
+/// Most intents a shop's dialogue policy hands to people.
+pub const MAX_HUMAN_INTENTS: usize = 100;
+
 pub struct Api {
     pub state: Shared,
 }
@@ -400,14 +403,18 @@ impl SessionRouterService for Api {
         if !(0..=20).contains(&p.max_repeats) {
             v.add("policy.max_repeats", "must be between 0 and 20");
         }
-        if p.human_intents.len() > kefu_intent::INTENTS.len() {
-            v.add("policy.human_intents", "too many intents");
+        if p.human_intents.len() > MAX_HUMAN_INTENTS {
+            v.add(
+                "policy.human_intents",
+                format!("at most {MAX_HUMAN_INTENTS} intents"),
+            );
         }
         for (i, intent) in p.human_intents.iter().enumerate() {
-            if !kefu_intent::INTENTS.contains(&intent.as_str()) {
+            // A built-in intent or one of the shop's own (`kefu intents train`).
+            if !kefu_intent::shop::valid_label(intent) {
                 v.add(
                     &format!("policy.human_intents[{i}]"),
-                    format!("unknown intent '{intent}'"),
+                    format!("'{intent}' is not an intent name ([a-z][a-z0-9_]{{0,47}})"),
                 );
             }
         }

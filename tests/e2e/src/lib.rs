@@ -340,8 +340,9 @@ impl Mesh {
             }
         }
         // The real embedding server `make test` starts (scripts/lib.sh start_embeddings):
-        // the knowledge service finds FAQ entries by meaning as in production.
-        if service == "knowledge"
+        // the knowledge service finds FAQ entries by meaning, and shops' trained intent models
+        // use it, as in production.
+        if matches!(service, "knowledge" | "intent-classifier")
             && let Some(url) = embeddings_url()
         {
             cmd.env("KEFU_EMBEDDINGS_URL", url)
