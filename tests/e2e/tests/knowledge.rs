@@ -218,6 +218,23 @@ async fn faq_entries_are_found_by_meaning_through_the_mesh() {
         let reply = r["reply"]["text"].as_str().unwrap_or_default();
         assert!(reply.contains(want), "{q} → {r}");
     }
+    // In scope for the shop although no intent fits: the classifier says out_of_scope, the
+    // shop's catalogue answers (docs/intent.md: out of scope goes to the knowledge answerer,
+    // a person only when it has no answer).
+    let q = "Ridge Fleece Hoodie 面料";
+    assert_eq!(
+        kefu_intent::bundled().expect("model").predict(q).intent,
+        "out_of_scope"
+    );
+    let r = ask(&mesh, &key, "c0", "catalogue-0", q).await;
+    assert_eq!(r["reply"]["source"], "bot", "{q}: {r}");
+    assert!(
+        r["reply"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("80% cotton"),
+        "{q}: the material of the catalogue: {r}"
+    );
     for (i, q) in ["今天天气怎么样", "do you sell gift cards for weddings?"]
         .into_iter()
         .enumerate()
