@@ -1,5 +1,6 @@
-//! `cargo bench -p kefu-intent`: single and batch classification with the bundled model, and
-//! model load time. Targets (issue #3): ≥ 50,000 short messages/s on one core, load < 1 s.
+//! `cargo bench -p kefu-intent`: single and batch classification with the bundled model, a
+//! shop's trained model's n-gram half, and model load time. Targets (issue #3): ≥ 50,000 short
+//! messages/s on one core, load < 1 s.
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -37,6 +38,27 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(batch.len() as u64));
     g.bench_function("batch_256", |b| {
         b.iter(|| batch.iter().map(|t| model.predict(t)).collect::<Vec<_>>())
+    });
+    // A shop's trained model (Kefu's defaults, 21 intents, no embedding head): its n-gram
+    // half, which every message of such a shop goes through.
+    let set = kefu_intent::shop::training_set(&kefu_intent::shop::Recipe::default(), &[]);
+    let shop = kefu_intent::shop::train(&kefu_intent::shop::Input {
+        examples: &set,
+        embeddings: None,
+        embedding_model: None,
+        recipe: kefu_intent::shop::Recipe::default(),
+        embedding_note: String::new(),
+    })
+    .expect("shop model")
+    .model;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("shop_model_ngram", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % MESSAGES.len();
+            let p = shop.ngram_probabilities(black_box(MESSAGES[i]));
+            black_box(shop.decide_ngram(&p))
+        })
     });
     g.finish();
     c.bench_function("load_bundled_model", |b| {
