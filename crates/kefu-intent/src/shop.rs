@@ -487,6 +487,36 @@ pub struct Trained {
     pub predicted: Vec<usize>,
 }
 
+/// Names [`embedding_text`]'s rule in model versions: a model is only mixed with embeddings
+/// of texts prepared the same way.
+pub const EMBEDDING_TEXT_VERSION: &str = "mask-digits-4";
+
+/// The text that is embedded for a sentence: runs of four or more digits (order, tracking and
+/// phone numbers, dates) become `0000`. They say nothing about the intent, and masked, the
+/// many messages that differ only in their number share one cached embedding.
+pub fn embedding_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 4 {
+            out.push_str("0000");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// A sentence's identity for "has this model seen it?": the hash of its dedupe key.
 pub fn seen_key(text: &str) -> u64 {
     fnv(data::dedupe_key(text).as_bytes(), 0xcbf2_9ce4_8422_2325)
@@ -771,7 +801,7 @@ pub fn train(input: &Input) -> Result<Trained, TrainError> {
     let recipe_json = serde_json::to_string(&input.recipe).unwrap_or_default();
     h = fnv(
         format!(
-            "{settings:?}{}{recipe_json}{:?}",
+            "{settings:?}{}{recipe_json}{:?}{EMBEDDING_TEXT_VERSION}",
             features::FEATURES_VERSION,
             input.embedding_model
         )
@@ -1253,6 +1283,17 @@ mod tests {
         assert!(was_seen(&k, "我要退货"));
         assert!(!was_seen(&k, "我要退款"));
         assert!(!was_seen(&[], "hello"));
+    }
+
+    #[test]
+    fn long_numbers_are_masked_for_the_embedding() {
+        assert_eq!(embedding_text("订单20261111001到哪了"), "订单0000到哪了");
+        assert_eq!(
+            embedding_text("SF1234567890 or 99元, 2 pcs"),
+            "SF0000 or 99元, 2 pcs"
+        );
+        assert_eq!(embedding_text("1234"), "0000");
+        assert_eq!(embedding_text(""), "");
     }
 
     #[test]

@@ -178,8 +178,9 @@ async fn embed_all(
             "no embedding server configured (KEFU_EMBEDDINGS_URL)".into(),
         );
     };
+    let masked: Vec<String> = texts.iter().map(|t| shop::embedding_text(t)).collect();
     let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(BULK_EMBED_CHUNK) {
+    for chunk in masked.chunks(BULK_EMBED_CHUNK) {
         match meaning
             .embedder
             .embed_within(kefu_embed::Kind::Query, chunk, BULK_EMBED_TIMEOUT)

@@ -246,7 +246,10 @@ impl Shops {
         if let Some(meaning) = &self.meaning {
             meaning.count("not_needed", (texts.len() - want.len()) as u64);
             if !want.is_empty() {
-                let asked: Vec<&str> = want.iter().map(|&i| texts[i]).collect();
+                let asked: Vec<String> = want
+                    .iter()
+                    .map(|&i| kefu_intent::shop::embedding_text(texts[i]))
+                    .collect();
                 match meaning
                     .embedder
                     .embed(kefu_embed::Kind::Query, &asked)
