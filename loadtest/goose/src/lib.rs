@@ -208,6 +208,7 @@ impl Ledger {
             thresholds: t.clone(),
             failures: Vec::new(),
             passed: true,
+            embeddings: None,
         };
         r.failures = t.check(&r);
         r.passed = r.failures.is_empty();
@@ -293,6 +294,63 @@ pub struct Report {
     pub thresholds: Thresholds,
     pub failures: Vec<String>,
     pub passed: bool,
+    /// The intent classifier's embedding outcomes over the run (`--intent-metrics`); absent
+    /// when its metrics could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<Embeddings>,
+}
+
+/// `kefu_intent_embeddings_total{outcome}` over a run: messages of shops with a trained model
+/// that used an embedding, got none in time, or did not need one.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Embeddings {
+    pub used: u64,
+    pub failed: u64,
+    pub not_needed: u64,
+    /// (used + failed) / all classified messages of trained shops.
+    pub share_asked: f64,
+}
+
+/// Reads `kefu_intent_embeddings_total{outcome="…"}` counters from Prometheus text.
+pub fn embedding_counters(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("kefu_intent_embeddings_total{outcome=\"") else {
+            continue;
+        };
+        let Some((outcome, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            out.insert(outcome.to_owned(), v as u64);
+        }
+    }
+    out
+}
+
+impl Embeddings {
+    /// The counters' growth between two readings.
+    pub fn between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Self {
+        let d = |k: &str| {
+            after
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(k).copied().unwrap_or(0))
+        };
+        let (used, failed, not_needed) = (d("used"), d("failed"), d("not_needed"));
+        let all = used + failed + not_needed;
+        Self {
+            used,
+            failed,
+            not_needed,
+            share_asked: if all == 0 {
+                0.0
+            } else {
+                round((used + failed) as f64 / all as f64, 4)
+            },
+        }
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -319,6 +377,16 @@ impl std::fmt::Display for Report {
             "  latency     p50 {} ms, p90 {} ms, p99 {} ms, max {} ms, mean {} ms (sent → reply)",
             l.p50, l.p90, l.p99, l.max, l.mean
         )?;
+        if let Some(e) = &self.embeddings {
+            writeln!(
+                f,
+                "  embeddings  {:.1}% of trained shops' messages asked for one ({} used, {} not in time, {} not needed)",
+                e.share_asked * 100.0,
+                e.used,
+                e.failed,
+                e.not_needed
+            )?;
+        }
         if self.errors.is_empty() {
             writeln!(f, "  errors      none")?;
         } else {
@@ -351,6 +419,20 @@ impl std::fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedding_counters_are_read_and_differenced() {
+        let before = embedding_counters(
+            "# HELP x\nkefu_intent_embeddings_total{outcome=\"used\"} 10\nkefu_intent_embeddings_total{outcome=\"not_needed\"} 90\nother 5\n",
+        );
+        let after = embedding_counters(
+            "kefu_intent_embeddings_total{outcome=\"used\"} 30\nkefu_intent_embeddings_total{outcome=\"failed\"} 5\nkefu_intent_embeddings_total{outcome=\"not_needed\"} 155\n",
+        );
+        let e = Embeddings::between(&before, &after);
+        assert_eq!((e.used, e.failed, e.not_needed), (20, 5, 65));
+        assert_eq!(e.share_asked, 0.2778);
+        assert_eq!(Embeddings::between(&after, &after).share_asked, 0.0);
+    }
 
     fn t() -> Thresholds {
         Thresholds {

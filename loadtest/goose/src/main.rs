@@ -69,6 +69,10 @@ struct Args {
     /// Write the report as JSON here too.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// The intent classifier's Prometheus endpoint: the report gives the share of messages
+    /// that asked for an embedding (shops with a trained model; docs/intent.md). Empty: none.
+    #[arg(long, default_value = "http://127.0.0.1:9183/metrics")]
+    intent_metrics: String,
     /// Fail when p99 end-to-end latency exceeds this (ms).
     #[arg(long, default_value_t = 300.0)]
     max_p99_ms: f64,
@@ -304,6 +308,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "--quiet",
     ])
     .map_err(|e| anyhow::anyhow!("goose configuration: {e:?}"))?;
+    let embeddings_before = intent_counters(&args.intent_metrics).await;
     let started = Instant::now();
     GooseAttack::initialize_with_config(config)
         .map_err(|e| anyhow::anyhow!("goose: {e:?}"))?
@@ -333,13 +338,36 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         max_error_rate: args.max_error_rate,
         max_lost: args.max_lost,
     };
-    let report = ledger.report(sc.name, rate, elapsed, &thresholds);
+    let mut report = ledger.report(sc.name, rate, elapsed, &thresholds);
+    if let (Some(b), Some(a)) = (
+        embeddings_before,
+        intent_counters(&args.intent_metrics).await,
+    ) {
+        report.embeddings = Some(kefu_loadtest::Embeddings::between(&b, &a));
+    }
     println!("{report}");
     if let Some(path) = &args.report_json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report.passed)
+}
+
+/// The classifier's embedding counters, or `None` when its metrics cannot be read.
+async fn intent_counters(url: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    if url.is_empty() {
+        return None;
+    }
+    let text = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(kefu_loadtest::embedding_counters(&text))
 }
 
 #[tokio::main]
