@@ -169,6 +169,12 @@ impl Model {
         if !(8..=24).contains(&bits) {
             return Err(ModelError::Format);
         }
+        // Everything left is fixed by n and bits: check it against the bytes there before
+        // allocating the weights (a damaged header must not ask for gigabytes).
+        let rest = 8 + 8 * n + (1usize << bits) * n;
+        if b.len() - r.pos != rest {
+            return Err(ModelError::Format);
+        }
         let mut m = Model::new(version, labels, bits)?;
         m.temperature = r.f32()?;
         m.threshold = r.f32()?;
@@ -276,5 +282,11 @@ mod tests {
         assert!(Model::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(Model::from_bytes(b"nonsense").is_err());
         assert!(Model::from_bytes(&[]).is_err());
+        // A header claiming 2^24 buckets × 2 labels is refused before 128 MiB are allocated.
+        let mut big = bytes.clone();
+        let at = 8 + 4 + 1 + 4 + (4 + 1) + (4 + 12);
+        assert_eq!(&big[at..at + 4], &8u32.to_le_bytes());
+        big[at..at + 4].copy_from_slice(&24u32.to_le_bytes());
+        assert!(matches!(Model::from_bytes(&big), Err(ModelError::Format)));
     }
 }
