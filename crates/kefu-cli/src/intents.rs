@@ -16,7 +16,7 @@ use kefu_proto::intent::v1::{
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::{ShopKey, connect, status_error, time, with_credential};
+use crate::{ShopKey, connect, print_refusal, refusal, status_error, time, with_credential};
 
 /// The intent classifier, as a shop.
 #[derive(Args, Clone)]
@@ -184,27 +184,21 @@ pub fn read_examples(
     Ok(out)
 }
 
-fn print_refusal(s: &tonic::Status, offset: usize) {
-    use tonic_types::StatusExt;
-    if let Some(br) = s.get_error_details().bad_request() {
-        for v in br.field_violations.iter().take(50) {
-            // examples[i] of this chunk → the data row.
-            let field = v
-                .field
-                .strip_prefix("examples[")
-                .and_then(|r| r.split_once(']'))
-                .and_then(|(i, rest)| {
-                    Some(format!(
-                        "row {}{rest}",
-                        i.parse::<usize>().ok()? + offset + 1
-                    ))
-                })
-                .unwrap_or_else(|| v.field.clone());
-            eprintln!("  {field}: {}", v.description);
-        }
-    } else {
-        eprintln!("  {}", s.message());
-    }
+/// Prints a refusal of examples, `examples[i]` of the chunk starting at `offset` named as the
+/// data row.
+fn print_rows_refusal(s: &tonic::Status, offset: usize) {
+    print_refusal(s, 50, |field| {
+        field
+            .strip_prefix("examples[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(i, rest)| {
+                Some(format!(
+                    "row {}{rest}",
+                    i.parse::<usize>().ok()? + offset + 1
+                ))
+            })
+            .unwrap_or_else(|| field.to_owned())
+    });
 }
 
 fn pct(x: f64) -> String {
@@ -297,7 +291,7 @@ pub async fn intents(target: IntentsTarget, command: IntentsCommand) -> anyhow::
                         }
                         Err(s) => {
                             eprintln!("{}: refused; nothing trained:", data.display());
-                            print_refusal(&s, i * 5_000);
+                            print_rows_refusal(&s, i * 5_000);
                             bail!("examples refused");
                         }
                     }
@@ -330,7 +324,7 @@ pub async fn intents(target: IntentsTarget, command: IntentsCommand) -> anyhow::
                 Ok(r) => r.into_inner(),
                 Err(s) => {
                     eprintln!("training refused:");
-                    print_refusal(&s, 0);
+                    print_rows_refusal(&s, 0);
                     bail!("nothing trained");
                 }
             };
@@ -454,7 +448,7 @@ pub async fn intents(target: IntentsTarget, command: IntentsCommand) -> anyhow::
                 Ok(r) => r.into_inner(),
                 Err(s) => {
                     eprintln!("evaluation refused:");
-                    print_refusal(&s, 0);
+                    print_rows_refusal(&s, 0);
                     bail!("nothing evaluated");
                 }
             };
@@ -674,21 +668,20 @@ async fn flush(
             }
         }
         Err(s) => {
-            use tonic_types::StatusExt;
-            let why = s
-                .get_error_details()
-                .bad_request()
-                .map(|b| {
-                    b.field_violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field, v.description))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_else(|| s.message().to_owned());
             if s.code() != tonic::Code::InvalidArgument {
                 bail!("{}: {}", s.code(), s.message());
             }
+            let why = refusal(&s)
+                .iter()
+                .map(|(f, d)| {
+                    if f.is_empty() {
+                        d.clone()
+                    } else {
+                        format!("{f}: {d}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
             for (id, _) in batch.iter() {
                 writeln!(out, "{}", json!({"id": id, "error": why}))?;
             }

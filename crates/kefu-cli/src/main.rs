@@ -394,15 +394,8 @@ async fn knowledge(target: KnowledgeTarget, command: KnowledgeCommand) -> anyhow
             {
                 Ok(r) => r.into_inner(),
                 Err(s) => {
-                    use tonic_types::StatusExt;
                     eprintln!("the bundle was refused; the active version is unchanged:");
-                    if let Some(br) = s.get_error_details().bad_request() {
-                        for v in &br.field_violations {
-                            eprintln!("  {}: {}", v.field, v.description);
-                        }
-                    } else {
-                        eprintln!("  {}", s.message());
-                    }
+                    print_refusal(&s, usize::MAX, str::to_owned);
                     bail!("nothing imported");
                 }
             };
@@ -781,6 +774,32 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
 
 fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", s.code(), s.message())
+}
+
+/// What a refusal says, one `(field, description)` per problem: its field violations, or
+/// its message under an empty field when it has none.
+fn refusal(s: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    match s.get_error_details().bad_request() {
+        Some(br) => br
+            .field_violations
+            .iter()
+            .map(|v| (v.field.clone(), v.description.clone()))
+            .collect(),
+        None => vec![(String::new(), s.message().to_owned())],
+    }
+}
+
+/// Prints a refusal to stderr, a line per problem (at most `max`), each field renamed by
+/// `field`.
+fn print_refusal(s: &tonic::Status, max: usize, field: impl Fn(&str) -> String) {
+    for (f, d) in refusal(s).iter().take(max) {
+        if f.is_empty() {
+            eprintln!("  {d}");
+        } else {
+            eprintln!("  {}: {d}", field(f));
+        }
+    }
 }
 
 fn write_key_file(path: &Option<PathBuf>, key: &str) -> anyhow::Result<()> {

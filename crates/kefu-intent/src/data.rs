@@ -166,10 +166,7 @@ pub fn ours() -> Vec<Example> {
 /// Deterministic split of Kefu's own examples by text hash: 0 = train (3/5), 1 = dev (1/5),
 /// 2 = held-out test (1/5).
 fn ours_split(text: &str) -> u8 {
-    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    match h % 5 {
+    match crate::train::fnv(text, crate::train::FNV_OFFSET) % 5 {
         0 => 2,
         1 => 1,
         _ => 0,

@@ -15,11 +15,11 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    INTENTS, data,
+    data,
     features::{self, normalize},
     model::{self, Model, OUT_OF_SCOPE, softmax},
     scores::{Scores, auroc},
-    train::{Row, Settings, fit},
+    train::{FNV_OFFSET, Row, Settings, best_temperature, class_weights, fit, fnv},
 };
 
 /// Most labels in a shop's model.
@@ -256,6 +256,15 @@ impl ShopModel {
     /// Whether an embedding of the message could change the answer the n-gram gives.
     pub fn wants_embedding(&self, ngram: &[f32]) -> bool {
         self.head.is_some() && self.header.alpha > 0.0 && model::argmax(ngram).1 < self.header.sure
+    }
+
+    /// The decision as the classifier makes it: the mix where the n-gram model is unsure and
+    /// an embedding of the message is at hand, else the n-gram model alone.
+    pub fn decide_with(&self, ngram: &[f32], embedding: Option<&[f32]>) -> Decision {
+        match embedding {
+            Some(e) if self.wants_embedding(ngram) => self.decide(ngram, e),
+            _ => self.decide_ngram(ngram),
+        }
     }
 
     /// The n-gram model alone.
@@ -519,7 +528,7 @@ pub fn embedding_text(text: &str) -> String {
 
 /// A sentence's identity for "has this model seen it?": the hash of its dedupe key.
 pub fn seen_key(text: &str) -> u64 {
-    fnv(data::dedupe_key(text).as_bytes(), 0xcbf2_9ce4_8422_2325)
+    fnv(data::dedupe_key(text), FNV_OFFSET)
 }
 
 /// The sorted, unique [`seen_key`]s of a training set, as bytes (stored with a version).
@@ -578,11 +587,6 @@ fn ngram_settings(labels: usize) -> Settings {
         epochs: 12,
         ..Settings::default()
     }
-}
-
-fn fnv(s: &[u8], h: u64) -> u64 {
-    s.iter()
-        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Trains, cross-validates and calibrates a shop model.
@@ -659,12 +663,7 @@ pub fn train(input: &Input) -> Result<Trained, TrainError> {
         by_label[l].push(i);
     }
     for members in &mut by_label {
-        members.sort_by_key(|&i| {
-            (
-                fnv(normalize(&ex[i].text).as_bytes(), 0xcbf2_9ce4_8422_2325),
-                i,
-            )
-        });
+        members.sort_by_key(|&i| (fnv(normalize(&ex[i].text), FNV_OFFSET), i));
         for (rank, &i) in members.iter().enumerate() {
             fold[i] = rank % folds;
         }
@@ -695,11 +694,11 @@ pub fn train(input: &Input) -> Result<Trained, TrainError> {
             }
         }
     }
-    let t_ng = fit_temperature(&ng_logits, &y);
+    let t_ng = best_temperature(&ng_logits, &y, None);
     let p_ng = probs(&ng_logits, t_ng);
     let (t_em, p_em) = match &em_logits {
         Some(l) => {
-            let t = fit_temperature(l, &y);
+            let t = best_temperature(l, &y, None);
             (t, Some(probs(l, t)))
         }
         None => (1.0, None),
@@ -794,9 +793,9 @@ pub fn train(input: &Input) -> Result<Trained, TrainError> {
 
     // Final models on everything.
     let all: Vec<usize> = (0..ex.len()).collect();
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = FNV_OFFSET;
     for e in ex {
-        h = fnv(e.label.as_bytes(), fnv(e.text.as_bytes(), h));
+        h = fnv(&e.label, fnv(&e.text, h));
     }
     let recipe_json = serde_json::to_string(&input.recipe).unwrap_or_default();
     h = fnv(
@@ -979,17 +978,7 @@ fn fit_head(e: &[Vec<f32>], y: &[usize], k: usize, idx: &[usize]) -> EmbedHead {
     for &l in &ys {
         counts[l] += 1;
     }
-    let total = ys.len() as f32;
-    let class_w: Vec<f32> = counts
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0.0
-            } else {
-                (total / (k as f32 * c as f32)).clamp(0.2, 5.0)
-            }
-        })
-        .collect();
+    let class_w = class_weights(&counts);
     let mut centroids = vec![0f32; k * d];
     for (x, &l) in xs.iter().zip(&ys) {
         for (c, v) in centroids[l * d..(l + 1) * d].iter_mut().zip(x) {
@@ -1041,25 +1030,6 @@ fn fit_head(e: &[Vec<f32>], y: &[usize], k: usize, idx: &[usize]) -> EmbedHead {
     head
 }
 
-fn fit_temperature(logits: &[Vec<f32>], y: &[usize]) -> f32 {
-    let mut best = (f32::INFINITY, 1.0f32);
-    for t in (2..=60).map(|i| i as f32 * 0.05) {
-        let nll: f32 = logits
-            .iter()
-            .zip(y)
-            .map(|(l, &yi)| {
-                let mut p = l.clone();
-                softmax(&mut p, t);
-                -(p[yi].max(1e-9)).ln()
-            })
-            .sum();
-        if nll < best.0 {
-            best = (nll, t);
-        }
-    }
-    best.1
-}
-
 fn probs(logits: &[Vec<f32>], t: f32) -> Vec<Vec<f32>> {
     logits
         .iter()
@@ -1071,26 +1041,19 @@ fn probs(logits: &[Vec<f32>], t: f32) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Scores predictions given as label names against the truth; a name outside `labels` (an
-/// older model's label the new data does not have) is wrong.
-pub fn score_names(labels: &[String], truth: &[usize], predicted: &[String]) -> Scores {
+/// Scores predicted label names against true ones over a model's `labels`; a name outside
+/// them (a label one side does not know) is one more class, so it is always wrong.
+pub fn score_names<T: AsRef<str>, P: AsRef<str>>(
+    labels: &[String],
+    truth: &[T],
+    predicted: &[P],
+) -> Scores {
     let mut all = labels.to_vec();
-    all.push("(not a label of this data)".into());
-    let other = labels.len();
-    let oos = labels
-        .iter()
-        .position(|l| l == OUT_OF_SCOPE)
-        .unwrap_or(other);
-    let pred: Vec<usize> = predicted
-        .iter()
-        .map(|p| labels.iter().position(|l| l == p).unwrap_or(other))
-        .collect();
-    Scores::compute(&all, oos, truth, &pred)
-}
-
-/// Kefu's built-in intents (the bundled model's labels).
-pub fn builtin_intents() -> &'static [&'static str] {
-    INTENTS
+    all.push("(not a label of this model)".into());
+    let idx = |n: &str| labels.iter().position(|l| l == n).unwrap_or(labels.len());
+    let truth: Vec<usize> = truth.iter().map(|t| idx(t.as_ref())).collect();
+    let pred: Vec<usize> = predicted.iter().map(|p| idx(p.as_ref())).collect();
+    Scores::compute(&all, idx(OUT_OF_SCOPE), &truth, &pred)
 }
 
 #[cfg(test)]
@@ -1288,10 +1251,7 @@ mod tests {
     #[test]
     fn long_numbers_are_masked_for_the_embedding() {
         assert_eq!(embedding_text("订单20261111001到哪了"), "订单0000到哪了");
-        assert_eq!(
-            embedding_text("SF1234567890 or 99元, 2 pcs"),
-            "SF0000 or 99元, 2 pcs"
-        );
+        assert_eq!(embedding_text("SF1234567890 x 12, 7"), "SF0000 x 12, 7");
         assert_eq!(embedding_text("1234"), "0000");
         assert_eq!(embedding_text(""), "");
     }
@@ -1299,7 +1259,7 @@ mod tests {
     #[test]
     fn names_outside_the_labels_count_as_wrong() {
         let labels = ["a", OUT_OF_SCOPE].map(String::from).to_vec();
-        let s = score_names(&labels, &[0, 1], &["zzz".into(), OUT_OF_SCOPE.into()]);
+        let s = score_names(&labels, &["a", OUT_OF_SCOPE], &["zzz", OUT_OF_SCOPE]);
         assert_eq!(s.accuracy, 0.5);
     }
 }

@@ -70,18 +70,66 @@ fn rows(examples: &[Example], bits: u32) -> Vec<(Features, usize, f32)> {
         .collect()
 }
 
-fn fnv(s: &str, h: u64) -> u64 {
-    s.bytes()
-        .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+/// FNV-1a's offset basis: the start of every [`fnv`] chain.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `s`, continuing from `h`: model versions and deterministic splits.
+pub(crate) fn fnv(s: impl AsRef<[u8]>, h: u64) -> u64 {
+    s.as_ref()
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Class-balancing weights: `total / (classes · count)` clamped to [0.2, 5], 0 for a class
+/// without examples.
+pub(crate) fn class_weights(counts: &[usize]) -> Vec<f32> {
+    let total = counts.iter().sum::<usize>() as f32;
+    let n = counts.len() as f32;
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                (total / (n * c as f32)).clamp(0.2, 5.0)
+            }
+        })
+        .collect()
+}
+
+/// The softmax temperature in 0.1..=3.0 (steps of 0.05) with the least (weighted) negative
+/// log-likelihood of the labels `y`.
+pub(crate) fn best_temperature(logits: &[Vec<f32>], y: &[usize], weights: Option<&[f32]>) -> f32 {
+    let mut best = (f32::INFINITY, 1.0f32);
+    for t in (2..=60).map(|i| i as f32 * 0.05) {
+        let nll: f32 = logits
+            .iter()
+            .zip(y)
+            .enumerate()
+            .map(|(i, (l, &yi))| {
+                let mut p = l.clone();
+                softmax(&mut p, t);
+                let nll = -(p[yi].max(1e-9)).ln();
+                match weights {
+                    Some(w) => nll * w[i],
+                    None => nll,
+                }
+            })
+            .sum();
+        if nll < best.0 {
+            best = (nll, t);
+        }
+    }
+    best.1
 }
 
 /// Trains a model on `splits.train`, calibrated on `splits.dev`.
 pub fn train(splits: &Splits, s: &Settings) -> Model {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = FNV_OFFSET;
     for e in &splits.train {
         h = fnv(&e.intent, fnv(&e.text, h));
     }
-    h = fnv(&format!("{s:?}{}", features::FEATURES_VERSION), h);
+    h = fnv(format!("{s:?}{}", features::FEATURES_VERSION), h);
     let version = format!("kefu-intent-v1-{:012x}", h & 0xffff_ffff_ffff);
     let labels = INTENTS.iter().map(|s| s.to_string()).collect();
     let mut m = Model::new(version, labels, s.bits).expect("INTENTS has out_of_scope");
@@ -114,17 +162,7 @@ pub fn fit(m: &mut Model, data: &[Row], s: &Settings) {
     for r in data {
         counts[r.y] += 1;
     }
-    let total = data.len() as f32;
-    let class_w: Vec<f32> = counts
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0.0
-            } else {
-                (total / (n as f32 * c as f32)).clamp(0.2, 5.0)
-            }
-        })
-        .collect();
+    let class_w = class_weights(&counts);
 
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut rng = s.seed.max(1);
@@ -174,22 +212,9 @@ fn calibrate(m: &mut Model, dev: &[(Features, usize, f32)]) {
             l
         })
         .collect();
-    let mut best = (f32::INFINITY, 1.0f32);
-    for t in (2..=60).map(|i| i as f32 * 0.05) {
-        let nll: f32 = logits
-            .iter()
-            .zip(dev)
-            .map(|(l, (_, y, w))| {
-                let mut p = l.clone();
-                softmax(&mut p, t);
-                -(p[*y].max(1e-9)).ln() * w
-            })
-            .sum();
-        if nll < best.0 {
-            best = (nll, t);
-        }
-    }
-    m.temperature = best.1;
+    let y: Vec<usize> = dev.iter().map(|(_, y, _)| *y).collect();
+    let w: Vec<f32> = dev.iter().map(|(_, _, w)| *w).collect();
+    m.temperature = best_temperature(&logits, &y, Some(&w));
     let probs: Vec<Vec<f32>> = logits
         .into_iter()
         .map(|mut l| {

@@ -481,10 +481,13 @@ impl IntentClassifierService for Api {
         let (active_scores, candidate_mcc, active_mcc, basis) = if comparable.len()
             >= MIN_COMPARABLE
         {
-            let truth: Vec<usize> = comparable.iter().map(|&i| trained.truth[i]).collect();
-            let ours: Vec<String> = comparable
+            let truth: Vec<&str> = comparable
                 .iter()
-                .map(|&i| labels[trained.predicted[i]].clone())
+                .map(|&i| labels[trained.truth[i]].as_str())
+                .collect();
+            let ours: Vec<&str> = comparable
+                .iter()
+                .map(|&i| labels[trained.predicted[i]].as_str())
                 .collect();
             let theirs: Vec<String> = match &active {
                 Active::Bundled(m) => comparable
@@ -495,10 +498,8 @@ impl IntentClassifierService for Api {
                     .iter()
                     .map(|&i| {
                         let p = model.ngram_probabilities(&set[i].text);
-                        match embeddings.as_ref().map(|e| &e[i]) {
-                            Some(e) if model.wants_embedding(&p) => model.decide(&p, e).intent,
-                            _ => model.decide_ngram(&p).intent,
-                        }
+                        let e = embeddings.as_ref().map(|e| &e[i][..]);
+                        model.decide_with(&p, e).intent
                     })
                     .collect(),
             };
@@ -636,11 +637,8 @@ impl IntentClassifierService for Api {
         };
         match &active {
             Active::Bundled(m) => {
-                let s = score(
-                    &m.labels,
-                    &truth_names,
-                    texts.iter().map(|t| m.predict(t).intent),
-                );
+                let predicted: Vec<String> = texts.iter().map(|t| m.predict(t).intent).collect();
+                let s = shop::score_names(&m.labels, &truth_names, &predicted);
                 resp.running = Some(scores_pb(&s));
                 resp.ngram = Some(scores_pb(&s));
                 resp.operating_point = Some(pb::OperatingPoint {
@@ -658,27 +656,34 @@ impl IntentClassifierService for Api {
                 let labels = model.labels().to_vec();
                 let ngram: Vec<Vec<f32>> =
                     texts.iter().map(|t| model.ngram_probabilities(t)).collect();
-                let ng = ngram.iter().map(|p| model.decide_ngram(p).intent);
-                resp.ngram = Some(scores_pb(&score(&labels, &truth_names, ng)));
-                let mut embedded = 0u32;
-                let running = ngram.iter().enumerate().map(|(i, p)| {
-                    match embeddings.as_ref().map(|e| &e[i]) {
-                        Some(e) if model.wants_embedding(p) => {
-                            embedded += 1;
-                            model.decide(p, e).intent
-                        }
-                        _ => model.decide_ngram(p).intent,
+                let score = |predicted: Vec<String>| {
+                    Some(scores_pb(&shop::score_names(
+                        &labels,
+                        &truth_names,
+                        &predicted,
+                    )))
+                };
+                resp.ngram = score(ngram.iter().map(|p| model.decide_ngram(p).intent).collect());
+                resp.running = score(
+                    ngram
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            let e = embeddings.as_ref().map(|e| &e[i][..]);
+                            model.decide_with(p, e).intent
+                        })
+                        .collect(),
+                );
+                let asked = ngram.iter().filter(|p| model.wants_embedding(p)).count() as u32;
+                match &embeddings {
+                    Some(e) => {
+                        resp.embedding =
+                            score(e.iter().map(|v| model.decide_embedding(v).intent).collect());
                     }
-                });
-                resp.running = Some(scores_pb(&score(&labels, &truth_names, running)));
-                if let Some(e) = &embeddings {
-                    let alone = e.iter().map(|v| model.decide_embedding(v).intent);
-                    resp.embedding = Some(scores_pb(&score(&labels, &truth_names, alone)));
-                } else if model.head.is_some() {
-                    embedded = ngram.iter().filter(|p| model.wants_embedding(p)).count() as u32;
-                    resp.embedding_failed = embedded;
+                    None if model.head.is_some() => resp.embedding_failed = asked,
+                    None => {}
                 }
-                resp.embedded = embedded;
+                resp.embedded = asked;
                 resp.operating_point = Some(operating_point(model, &[]));
             }
         }
@@ -755,16 +760,4 @@ impl IntentClassifierService for Api {
             active_model: active.name(),
         }))
     }
-}
-
-/// Scores of predicted names against true names over the model's labels; a name outside
-/// them (a label the model does not know) is one more class, so it is always wrong.
-fn score(labels: &[String], truth: &[&str], predicted: impl Iterator<Item = String>) -> Scores {
-    let mut all = labels.to_vec();
-    all.push("(not a label of this model)".into());
-    let idx = |n: &str| labels.iter().position(|l| l == n).unwrap_or(labels.len());
-    let pred: Vec<usize> = predicted.map(|p| idx(&p)).collect();
-    let truth: Vec<usize> = truth.iter().map(|t| idx(t)).collect();
-    let oos = idx(OUT_OF_SCOPE);
-    Scores::compute(&all, oos, &truth, &pred)
 }

@@ -190,54 +190,26 @@ impl Shops {
     /// messages where it could change the answer (one request for all of them).
     pub async fn classify(&self, shop_id: &str, texts: &[&str]) -> Vec<Classified> {
         let active = self.active(shop_id).await;
-        self.classify_with(&active, texts).await.0
-    }
-
-    /// Classifies with a given model; also returns, per text, whether it asked for an
-    /// embedding and whether it got one.
-    pub async fn classify_with(
-        &self,
-        active: &Active,
-        texts: &[&str],
-    ) -> (Vec<Classified>, Vec<(bool, bool)>) {
-        let name = active.name();
-        let finish = |t: &str, intent: String, confidence: f32| Classified {
-            intent,
-            confidence,
-            entities: entities::extract(t),
-            model: name.clone(),
-        };
-        match active {
-            Active::Bundled(m) => (
+        match &active {
+            Active::Bundled(m) => texts.iter().map(|t| crate::classify(m, t)).collect(),
+            Active::Shop { model, .. } => {
+                let name = active.name();
                 texts
                     .iter()
-                    .map(|t| {
-                        let p = m.predict(t);
-                        finish(t, p.intent, p.confidence)
+                    .zip(self.decide(model, texts).await)
+                    .map(|(t, d)| Classified {
+                        intent: d.intent,
+                        confidence: d.confidence,
+                        entities: entities::extract(t),
+                        model: name.clone(),
                     })
-                    .collect(),
-                vec![(false, false); texts.len()],
-            ),
-            Active::Shop { model, .. } => {
-                let (decisions, embedded) = self.decide(model, texts).await;
-                (
-                    texts
-                        .iter()
-                        .zip(decisions)
-                        .map(|(t, d)| finish(t, d.intent, d.confidence))
-                        .collect(),
-                    embedded,
-                )
+                    .collect()
             }
         }
     }
 
-    /// The shop model's decisions; per text (asked for an embedding, got one).
-    pub async fn decide(
-        &self,
-        model: &ShopModel,
-        texts: &[&str],
-    ) -> (Vec<Decision>, Vec<(bool, bool)>) {
+    /// The shop model's decisions.
+    pub async fn decide(&self, model: &ShopModel, texts: &[&str]) -> Vec<Decision> {
         let ngram: Vec<Vec<f32>> = texts.iter().map(|t| model.ngram_probabilities(t)).collect();
         let want: Vec<usize> = (0..texts.len())
             .filter(|&i| model.wants_embedding(&ngram[i]))
@@ -266,16 +238,8 @@ impl Shops {
                 }
             }
         }
-        let decisions = (0..texts.len())
-            .map(|i| match vectors.get(&i) {
-                Some(v) => model.decide(&ngram[i], v),
-                None => model.decide_ngram(&ngram[i]),
-            })
-            .collect();
-        let mut flags = vec![(false, false); texts.len()];
-        for &i in &want {
-            flags[i] = (true, vectors.contains_key(&i));
-        }
-        (decisions, flags)
+        (0..texts.len())
+            .map(|i| model.decide_with(&ngram[i], vectors.get(&i).map(|v| &v[..])))
+            .collect()
     }
 }
