@@ -20,9 +20,11 @@ loadtest: ## Goose load test against `make run` (SCENARIO=daily|peak-5x|peak-10x
 	@target/release/kefu-loadtest --scenario $(SCENARIO) $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) \
 	  --report-json .kefu/loadtest-$(SCENARIO).json $(LOADTEST_ARGS)
 
-lint: ## rustfmt and clippy with -D warnings
+lint: ## rustfmt, clippy with -D warnings, and cargo-deny (licenses, bans, sources; offline)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	@source scripts/lib.sh && ensure_cargo_deny
+	cargo deny --offline --locked check licenses bans sources
 
 fmt: ## Format the code
 	cargo fmt --all

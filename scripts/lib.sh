@@ -4,6 +4,8 @@ set -euo pipefail
 
 KEFU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TANSU_VERSION=0.6.0
+# sha256 of tansu-$TANSU_VERSION.crate as crates.io publishes it (its index's `cksum`).
+TANSU_CRATE_SHA256=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 
@@ -16,8 +18,34 @@ ensure_tansu() {
     export PATH="$HOME/.cargo/bin:$PATH"
     return
   fi
-  log "installing tansu $TANSU_VERSION (Kafka-protocol broker; once per machine, ~11 min)"
-  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql
+  log "installing tansu $TANSU_VERSION (Kafka-protocol broker; once per machine, ~15 min)"
+  # Built from the published crate (checksum pinned) with Kefu's own lock file
+  # (tools/tansu/Cargo.lock): the crate's lock pins yanked versions (julian_day_converter 0.4.5,
+  # lz4_flex 0.12.0, spin 0.9.8/0.10.0, chacha20 0.10.0, and core2 through rsasl 2.2), ours
+  # moves to the nearest versions that are not yanked. Outside the repository: Cargo would
+  # otherwise take the package for a stray member of Kefu's workspace.
+  local src
+  src=$(mktemp -d "${TMPDIR:-/tmp}/kefu-tansu.XXXXXX")
+  curl -fsSL --retry 3 -o "$src/tansu.crate" \
+    "https://static.crates.io/crates/tansu/tansu-$TANSU_VERSION.crate"
+  echo "$TANSU_CRATE_SHA256  $src/tansu.crate" | sha256sum -c --quiet -
+  tar xzf "$src/tansu.crate" -C "$src"
+  cp "$KEFU_ROOT/tools/tansu/Cargo.lock" "$src/tansu-$TANSU_VERSION/Cargo.lock"
+  cargo install --locked --path "$src/tansu-$TANSU_VERSION" --root "$HOME/.cargo" \
+    --features dynostore,libsql
+  rm -rf "$src"
+  export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+CARGO_DENY_VERSION=0.20.2
+
+# Installs the pinned cargo-deny (`make lint`'s supply-chain check; ~7 min once per machine).
+ensure_cargo_deny() {
+  if cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+    return
+  fi
+  log "installing cargo-deny $CARGO_DENY_VERSION (once per machine, ~7 min)"
+  cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exec 3>&- ; }
