@@ -1,7 +1,7 @@
 # Kefu — the two commands: `make run` (whole mesh locally) and `make test` (whole suite).
 SHELL := /usr/bin/env bash
 
-.PHONY: run test loadtest lint fmt build tools embeddings chart-tools chart-check k8s image image-embeddings clean help
+.PHONY: run test fuzz loadtest lint fmt build tools embeddings chart-tools chart-check k8s image image-embeddings clean help
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -11,6 +11,10 @@ run: ## Bring up the whole mesh locally (tansu + SQLite under .kefu/); Ctrl-C st
 
 test: ## Run every test: unit, integration and end-to-end against a real broker, PostgreSQL and SQLite
 	@scripts/test.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: ## cargo-fuzz every input parser for FUZZ_SECONDS each (FUZZ_TARGETS="a b"; docs/security.md)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 SCENARIO ?= daily
 RATE ?=

@@ -189,6 +189,14 @@ def check_workloads(docs: list[dict], values: dict, label: str) -> None:
         wants_operator = svc == "session-router"
         if auth_vol is None or (merged["auth"]["operatorTokenKey"] in keys) != wants_operator:
             fail(f"{label}: {svc} must mount the operator token {'' if wants_operator else 'not '}(only session-router verifies it)")
+        # The customer-key secret (HMAC of phone numbers and e-mail addresses): exactly the two
+        # services that store and compare those keys, which refuse to start without it.
+        wants_customer_key = svc in ("session-router", "order-sync")
+        if (merged["auth"]["customerKeySecretKey"] in keys) != wants_customer_key or (
+            env.get("KEFU_CUSTOMER_KEY_SECRET_FILE", {}).get("value", "").startswith("/etc/kefu/auth/")
+            != wants_customer_key
+        ):
+            fail(f"{label}: {svc} must {'' if wants_customer_key else 'not '}get the customer-key secret (only session-router and order-sync)")
         if merged["migrations"]["enabled"] and svc in DATABASE:
             if env.get("KEFU_MIGRATE", {}).get("value") != "skip":
                 fail(f"{label}: with the migration Job, {svc} must start with KEFU_MIGRATE=skip")
@@ -331,6 +339,9 @@ INVALID = [
     ("PDB with both minAvailable and maxUnavailable", {"services": {"ticket": {"enabled": True, "pdb": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}}}}),
     ("ServiceMonitor interval", {"serviceMonitor": {"enabled": True, "interval": "often"}}),
     ("topology spread policy", {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}]}),
+    ("negative retention", {"retention": {"messagesDays": -1}}),
+    ("retention batch 0", {"retention": {"batch": 0}}),
+    ("unknown retention table", {"retention": {"ordersDays": 30}}),
 ]
 
 # Values the schema allows but the templates must refuse, with a word the message must have.
@@ -372,6 +383,37 @@ def check_checksum() -> None:
     ann = lambda docs: by_kind(docs, "Deployment")["kefu-ticket"]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]  # noqa: E731
     if ann(a) == ann(b):
         fail("changing the config does not change the pods' checksum/config (no rollout)")
+
+
+# The retention variables each service gets, and the value they come from (docs/operations.md).
+RETENTION_ENV = {
+    "session-router": {"KEFU_RETENTION_WEBHOOK_DELIVERIES_DAYS": "webhookDeliveriesDays",
+                       "KEFU_RETENTION_MESSAGES_DAYS": "messagesDays"},
+    "ticket": {"KEFU_RETENTION_TICKET_EVENTS_DAYS": "ticketEventsDays",
+               "KEFU_RETENTION_CLOSED_TICKETS_DAYS": "closedTicketsDays"},
+    "order-sync": {"KEFU_RETENTION_COMMERCE_EVENTS_DAYS": "commerceEventsDays",
+                   "KEFU_RETENTION_CONNECTOR_REJECTIONS_DAYS": "connectorRejectionsDays"},
+    "metrics": {"KEFU_RETENTION_SEEN_EVENTS_DAYS": "seenEventsDays"},
+}
+
+
+def check_retention_env() -> None:
+    values = {"retention": {"intervalSeconds": 61, "batch": 501, "webhookDeliveriesDays": 1,
+                            "messagesDays": 2, "ticketEventsDays": 3, "closedTicketsDays": 4,
+                            "commerceEventsDays": 5, "connectorRejectionsDays": 6,
+                            "seenEventsDays": 0},
+              "services": {s: {"enabled": True} for s in SERVICES}}
+    deployments = by_kind(render(values), "Deployment")
+    for name in SERVICES:
+        env = {e["name"]: e.get("value") for e in
+               deployments[f"kefu-{name}"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        want = {k: str(values["retention"][v]) for k, v in RETENTION_ENV.get(name, {}).items()}
+        if want:
+            want["KEFU_RETENTION_INTERVAL_SECS"] = "61"
+            want["KEFU_RETENTION_BATCH"] = "501"
+        got = {k: v for k, v in env.items() if k.startswith("KEFU_RETENTION_")}
+        if got != want:
+            fail(f"{name}: retention environment {got}, expected {want}")
 
 
 def k8s_base(write: bool) -> None:
@@ -464,6 +506,7 @@ def main() -> int:
     print("- wrong values")
     check_invalid()
     check_checksum()
+    check_retention_env()
     check_topics_match_code()
     check_readme()
     print("- k8s/")

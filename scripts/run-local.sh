@@ -90,15 +90,18 @@ if [ ! -f "$STATE/connector-secrets" ]; then
      "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
      "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/connector-secrets")
 fi
-# The deployment's service secret (services sign their calls to each other with it) and the
-# operator token (`kefu shops …`): random, made once, readable only by you.
-for f in service-secret operator-token; do
+# The deployment's service secret (services sign their calls to each other with it), the
+# operator token (`kefu shops …`) and the customer-key secret (session-router and order-sync
+# keep customers' phone numbers and e-mail addresses as HMACs keyed by it; docs/security.md):
+# random, made once, readable only by you.
+for f in service-secret operator-token customer-key-secret; do
   if [ ! -f "$STATE/$f" ]; then
     prefix=$([ "$f" = operator-token ] && echo kefo_ || true)
     (umask 077; printf '%s%s\n' "$prefix" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/$f")
   fi
 done
 export KEFU_SERVICE_SECRET_FILE="$STATE/service-secret"
+export KEFU_CUSTOMER_KEY_SECRET_FILE="$STATE/customer-key-secret"
 
 start order-sync        KEFU_DATABASE_URL="sqlite://$STATE/data/order-sync.db" \
                         KEFU_CONNECTOR_SECRETS_FILE="$STATE/connector-secrets"

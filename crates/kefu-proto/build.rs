@@ -15,6 +15,7 @@ const FILES: &[&str] = &[
     "kefu/auth/v1/auth.proto",
     "kefu/admin/v1/admin.proto",
     "kefu/knowledge/v1/knowledge.proto",
+    "kefu/privacy/v1/customer_data.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -199,6 +199,9 @@ credentials are verified, and (session-router) the operator token. */}}
 - {name: KEFU_SERVICE_SECRET_FILE, value: /etc/kefu/auth/{{ .root.Values.auth.serviceSecretKey }}}
 - name: KEFU_AUTH_URL
   value: http://{{ include "kefu.component" (dict "root" .root "name" "session-router") }}:50051
+{{- if has .name (list "session-router" "order-sync") }}
+- {name: KEFU_CUSTOMER_KEY_SECRET_FILE, value: /etc/kefu/auth/{{ .root.Values.auth.customerKeySecretKey }}}
+{{- end }}
 {{- if eq .name "session-router" }}
 - {name: KEFU_OPERATOR_TOKEN_FILE, value: /etc/kefu/auth/{{ .root.Values.auth.operatorTokenKey }}}
 {{- with .root.Values.webhooks.allowNetworks }}
@@ -214,6 +217,28 @@ credentials are verified, and (session-router) the operator token. */}}
   valueFrom: {secretKeyRef: {name: {{ .root.Values.database.existingSecret }}, key: {{ index .root.Values.database.keys .name }}}}
 {{- else }}
   value: sqlite:///var/lib/kefu/{{ .name }}.db
+{{- end }}
+{{- end -}}
+
+{{/* Retention of the tables that grow forever ({root, name}; docs/operations.md#retention):
+the services with rules get the pass interval, the batch size and their tables' ages. */}}
+{{- define "kefu.retentionEnv" -}}
+{{- $r := .root.Values.retention }}
+{{- if has .name (list "session-router" "ticket" "order-sync" "metrics") }}
+- {name: KEFU_RETENTION_INTERVAL_SECS, value: {{ $r.intervalSeconds | quote }}}
+- {name: KEFU_RETENTION_BATCH, value: {{ $r.batch | quote }}}
+{{- end }}
+{{- if eq .name "session-router" }}
+- {name: KEFU_RETENTION_WEBHOOK_DELIVERIES_DAYS, value: {{ $r.webhookDeliveriesDays | quote }}}
+- {name: KEFU_RETENTION_MESSAGES_DAYS, value: {{ $r.messagesDays | quote }}}
+{{- else if eq .name "ticket" }}
+- {name: KEFU_RETENTION_TICKET_EVENTS_DAYS, value: {{ $r.ticketEventsDays | quote }}}
+- {name: KEFU_RETENTION_CLOSED_TICKETS_DAYS, value: {{ $r.closedTicketsDays | quote }}}
+{{- else if eq .name "order-sync" }}
+- {name: KEFU_RETENTION_COMMERCE_EVENTS_DAYS, value: {{ $r.commerceEventsDays | quote }}}
+- {name: KEFU_RETENTION_CONNECTOR_REJECTIONS_DAYS, value: {{ $r.connectorRejectionsDays | quote }}}
+{{- else if eq .name "metrics" }}
+- {name: KEFU_RETENTION_SEEN_EVENTS_DAYS, value: {{ $r.seenEventsDays | quote }}}
 {{- end }}
 {{- end -}}
 
@@ -270,6 +295,7 @@ spec:
         {{- include "kefu.authEnv" . | nindent 8 }}
         {{- if $c.database }}
         {{- include "kefu.databaseEnv" . | nindent 8 }}
+        {{- include "kefu.retentionEnv" . | nindent 8 }}
         {{- if $root.Values.migrations.enabled }}
         - {name: KEFU_MIGRATE, value: skip}
         {{- end }}
@@ -365,6 +391,9 @@ spec:
         defaultMode: 0400
         items:
           - {key: {{ $root.Values.auth.serviceSecretKey }}, path: {{ $root.Values.auth.serviceSecretKey }}}
+          {{- if has .name (list "session-router" "order-sync") }}
+          - {key: {{ $root.Values.auth.customerKeySecretKey }}, path: {{ $root.Values.auth.customerKeySecretKey }}}
+          {{- end }}
           {{- if eq .name "session-router" }}
           - {key: {{ $root.Values.auth.operatorTokenKey }}, path: {{ $root.Values.auth.operatorTokenKey }}}
           {{- end }}

@@ -121,67 +121,28 @@ async fn open(t: &IntentsTarget) -> anyhow::Result<(String, Client)> {
 }
 
 /// Reads `sentence,label` rows from CSV (header `sentence,label` or `text,label`) or JSON
-/// lines (`sentence` or `text`, `label` or `intent`).
+/// lines (`sentence` or `text`, `label` or `intent`): [`kefu_intent::examples::read`].
 pub fn read_examples(
     path: &Path,
     format: Option<DataFormat>,
 ) -> anyhow::Result<Vec<LabeledExample>> {
+    use kefu_intent::examples::{Format, read};
     let format = format.unwrap_or_else(|| match path.extension().and_then(|e| e.to_str()) {
         Some("jsonl" | "json" | "ndjson") => DataFormat::Jsonl,
         _ => DataFormat::Csv,
     });
     let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    match format {
-        DataFormat::Csv => {
-            let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(file);
-            let headers = r.headers()?.clone();
-            let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
-            let (Some(t), Some(l)) = (col(&["sentence", "text"]), col(&["label", "intent"])) else {
-                bail!(
-                    "{}: the header must name `sentence` (or `text`) and `label`",
-                    path.display()
-                );
-            };
-            for (i, rec) in r.records().enumerate() {
-                let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-                out.push(LabeledExample {
-                    text: rec.get(t).unwrap_or_default().trim().to_owned(),
-                    label: rec.get(l).unwrap_or_default().trim().to_owned(),
-                });
-            }
-        }
-        DataFormat::Jsonl => {
-            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-                let line = line?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let v: Value = serde_json::from_str(&line)
-                    .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-                let field = |names: &[&str]| {
-                    names
-                        .iter()
-                        .find_map(|n| v.get(*n).and_then(Value::as_str))
-                        .map(str::to_owned)
-                };
-                let (Some(text), Some(label)) =
-                    (field(&["sentence", "text"]), field(&["label", "intent"]))
-                else {
-                    bail!(
-                        "{}:{}: needs `sentence` (or `text`) and `label`",
-                        path.display(),
-                        i + 1
-                    );
-                };
-                out.push(LabeledExample { text, label });
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!("{}: no examples", path.display());
-    }
-    Ok(out)
+    let format = match format {
+        DataFormat::Csv => Format::Csv,
+        DataFormat::Jsonl => Format::Jsonl,
+    };
+    Ok(read(file, format, &path.display().to_string())?
+        .into_iter()
+        .map(|r| LabeledExample {
+            text: r.text,
+            label: r.label,
+        })
+        .collect())
 }
 
 /// Prints a refusal of examples, `examples[i]` of the chunk starting at `offset` named as the

@@ -11,9 +11,12 @@
 //!   only when its scenarios do not score lower than on the active version.
 //! * `kefu intents train|classify|eval|status|rollback|label|examples|delete --shop S` — a
 //!   shop's own intents (docs/intent.md).
+//! * `kefu customers export|erase --shop S --customer C` — a customer's data rights: everything
+//!   held about them as one JSON document, or erased everywhere (docs/privacy.md).
 //! * `kefu topics create` — create every topic (and its `.dlq` twin).
 #![forbid(unsafe_code)]
 
+mod customers;
 mod intents;
 
 use std::{
@@ -109,6 +112,13 @@ enum Command {
         target: intents::IntentsTarget,
         #[command(subcommand)]
         command: intents::IntentsCommand,
+    },
+    /// A customer's data (docs/privacy.md): export everything held about them, or erase it.
+    Customers {
+        #[command(flatten)]
+        target: customers::CustomersTarget,
+        #[command(subcommand)]
+        command: customers::CustomersCommand,
     },
     /// Prices (docs/promotions.md): `kefu promotions quote --sku A:2 --sku B:1`.
     Promotions {
@@ -1399,6 +1409,7 @@ async fn main() {
         Command::Knowledge { target, command } => knowledge(target, command).await,
         Command::Promotions { target, command } => promotions(target, command).await,
         Command::Intents { target, command } => intents::intents(target, command).await,
+        Command::Customers { target, command } => customers::customers(target, command).await,
         Command::Agents { key, url, command } => agents(key, url, command).await,
         Command::Topics {
             command:

@@ -7,12 +7,14 @@
 //!   examples, and held-out evaluation;
 //! * [`shop`], [`scores`]: a shop's own intents (its examples, Kefu's defaults, generic
 //!   negatives) with an optional embedding head, cross-validated and calibrated;
+//! * [`examples`]: a shop's labelled examples files (CSV / JSON lines);
 //! * [`entities`]: order and tracking numbers, phones, e-mails, amounts and dates with spans.
 #![forbid(unsafe_code)]
 
 pub mod data;
 pub mod entities;
 pub mod eval;
+pub mod examples;
 pub mod features;
 pub mod model;
 pub mod scores;

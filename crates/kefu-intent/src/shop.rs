@@ -373,6 +373,25 @@ impl ShopModel {
         let n = len(&mut pos)?;
         let header: Header = serde_json::from_slice(take(&mut pos, n)?)
             .map_err(|e| ShopModelError::Header(e.to_string()))?;
+        // JSON numbers beyond f32 read as infinity: every probability would be NaN.
+        let h = &header;
+        let numbers = [
+            h.alpha,
+            h.threshold,
+            h.ngram_threshold,
+            h.embed_threshold,
+            h.sure,
+        ];
+        let positive = |t: f32| t.is_finite() && t > 0.0;
+        let sound = numbers.iter().all(|x| x.is_finite())
+            && positive(h.ngram_temperature)
+            && positive(h.embed_temperature);
+        if !sound {
+            return Err(ShopModelError::Header(
+                "weights, thresholds and temperatures must be finite (temperatures positive)"
+                    .into(),
+            ));
+        }
         let n = len(&mut pos)?;
         let ngram = Model::from_bytes(take(&mut pos, n)?)?;
         if ngram.labels != header.labels || header.labels.len() > MAX_LABELS {

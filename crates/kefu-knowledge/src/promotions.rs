@@ -243,9 +243,38 @@ impl PromotionsFile {
     }
 }
 
+/// Deepest nesting of YAML flow collections the parser is given: the YAML parser's own
+/// limit. Deeper input is refused before parsing, because the scanner's work grows with the
+/// square of the nesting depth (100 000 `[` took over a minute).
+pub const MAX_FLOW_DEPTH: usize = 128;
+
+/// The deepest nesting of `[`/`{` in `text`, counting brackets inside quotes and comments
+/// too (so it may over-count, never under-count, what the YAML parser sees).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Reads `promotions.yaml`; syntax errors carry their line, rule errors the line of the
 /// promotion's `id:`.
 pub fn parse(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<PromotionsFile> {
+    if flow_depth(text) > MAX_FLOW_DEPTH {
+        problems.push(Problem::whole(
+            file,
+            format!("brackets nested deeper than {MAX_FLOW_DEPTH} levels"),
+        ));
+        return None;
+    }
     let parsed: PromotionsFile = match serde_norway::from_str(text) {
         Ok(p) => p,
         Err(e) => {

@@ -64,4 +64,10 @@ pub mod knowledge {
     }
 }
 
+pub mod privacy {
+    pub mod v1 {
+        tonic::include_proto!("kefu.privacy.v1");
+    }
+}
+
 pub use prost_types::Timestamp;

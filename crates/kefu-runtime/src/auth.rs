@@ -305,7 +305,9 @@ impl ServiceKeys {
             .expect("HS256 signing of plain claims cannot fail")
     }
 
-    /// A request to `audience` for `shop_id`, carrying a fresh service credential.
+    /// A request to `audience` for `shop_id`, carrying a fresh service credential and the
+    /// current span's W3C trace context (`traceparent`, `tracestate`), so the callee's span
+    /// joins the caller's trace.
     pub fn request<T>(&self, msg: T, audience: &str, shop_id: &str) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         let value = format!("Bearer {}", self.token(audience, shop_id));
@@ -313,6 +315,14 @@ impl ServiceKeys {
             "authorization",
             value.parse().expect("a JWT is a valid header value"),
         );
+        for (k, v) in crate::telemetry::current_trace_headers() {
+            if let (Ok(k), Ok(v)) = (
+                k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                v.parse(),
+            ) {
+                req.metadata_mut().insert(k, v);
+            }
+        }
         req
     }
 

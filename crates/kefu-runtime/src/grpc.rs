@@ -188,6 +188,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = ?listener.local_addr().ok(), "gRPC server listening");
     Server::builder()
+        .trace_fn(crate::telemetry::grpc_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(tokio_stream_wrap(listener), shutdown.cancelled_owned())
         .await?;

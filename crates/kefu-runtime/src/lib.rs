@@ -14,6 +14,8 @@
 //! * [`outbox`]: one relay per transactional outbox (a lease picks the replica).
 //! * [`event`]: event metadata and deterministic event ids for idempotent handling.
 //! * [`lifecycle`]: graceful shutdown on SIGTERM/SIGINT within a grace period.
+//! * [`retention`]: per-table retention rules and the background task that deletes expired
+//!   rows in bounded batches.
 //! * [`readiness`]: the conditions (broker, database, consumer) that make a service report
 //!   NOT_SERVING until they clear.
 #![forbid(unsafe_code)]
@@ -28,7 +30,9 @@ pub mod kafka;
 pub mod lifecycle;
 pub mod metrics;
 pub mod outbox;
+pub mod privacy;
 pub mod readiness;
+pub mod retention;
 pub mod service;
 pub mod telemetry;
 pub mod validate;

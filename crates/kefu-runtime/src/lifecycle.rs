@@ -8,6 +8,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::grpc::Health;
 
+/// Runs blocking work (parsing a model file, building an index) off the async workers. A panic
+/// in it comes back as an error, so the task that awaited it carries on with what it had
+/// (a reload keeps the running model) instead of ending and taking the service down.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            Err(anyhow::anyhow!("panicked: {message}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("cancelled: {e}")),
+    }
+}
+
 pub struct Lifecycle {
     pub shutdown: CancellationToken,
     grace: Duration,
@@ -96,5 +117,22 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_blocking_work_is_an_error_not_the_end() {
+        let e = blocking(|| -> anyhow::Result<()> { panic!("bad header") })
+            .await
+            .expect_err("a panic is an error");
+        assert!(e.to_string().contains("bad header"), "{e}");
+        let n = blocking(|| Ok(format!("still {}", "here")))
+            .await
+            .expect("the next call works");
+        assert_eq!(n, "still here");
     }
 }

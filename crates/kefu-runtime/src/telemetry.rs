@@ -2,6 +2,15 @@
 //!
 //! Spans always get OpenTelemetry contexts (so `traceparent` travels in Kafka headers and gRPC
 //! metadata); they are exported over OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//!
+//! Where a trace starts and how it travels:
+//! * every gRPC call a Kefu server receives runs in a server span ([`grpc_span`], installed by
+//!   [`crate::grpc::serve`]) and every HTTP request in one ([`http_span`]), a child of the
+//!   caller's `traceparent` header when it sends one, else the root of a new trace; so a
+//!   customer message's trace starts at `Send` / `POST /v1/messages`;
+//! * events produced while handling it carry the span's context in Kafka headers
+//!   ([`current_trace_headers`]); consumers continue it ([`set_parent_from`]);
+//! * calls to other services carry it in gRPC metadata ([`crate::auth::ServiceKeys::request`]).
 use std::collections::HashMap;
 
 use opentelemetry::{
@@ -115,6 +124,67 @@ pub fn current_trace_headers() -> HashMap<String, String> {
     // means the same (W3C Trace Context §3.3) and costs the broker nothing.
     map.retain(|_, v| !v.is_empty());
     map
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` a child of the trace named by HTTP/2 (gRPC metadata) or HTTP/1 headers, if
+/// they carry a `traceparent`.
+pub fn set_parent_from_http(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if headers.contains_key("traceparent") {
+        let cx = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The server span of one gRPC call (none for health checks and reflection, which would only
+/// add noise): named by the method's path, a child of the caller's `traceparent` metadata.
+pub fn grpc_span(req: &axum::http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    if path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+    );
+    set_parent_from_http(&span, req.headers());
+    span
+}
+
+/// axum middleware: runs each HTTP request in a server span named by its route, a child of the
+/// request's `traceparent` header when it has one.
+pub async fn http_span(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format!("{} {route}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    set_parent_from_http(&span, req.headers());
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 /// Makes `span` a child of the trace described by `headers` (if any).

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod entity;
+pub mod privacy;
 pub mod shops;
 pub mod store;
 
@@ -133,6 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
                 outcomes,
             }
         });
+    let data = privacy::CustomerDataStore { db: db.clone() };
     let shops = Arc::new(Shops::new(db, models.clone(), meaning));
     let handler = Arc::new(Pipeline {
         kafka: svc.kafka.clone(),
@@ -145,6 +147,11 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE * 8),
         svc.remote_gate(),
         api::policy,
+    ))
+    .add_service(kefu_runtime::auth::Guard::new(
+        kefu_runtime::privacy::server(data),
+        svc.remote_gate(),
+        kefu_runtime::privacy::policy,
     ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
@@ -161,15 +168,27 @@ async fn reload_on_sighup(
             _ = shutdown.cancelled() => return Ok(()),
             _ = hup.recv() => {}
         }
-        let p = path.clone();
-        match tokio::task::spawn_blocking(move || Model::load(&p)).await? {
-            Ok(m) => {
-                tracing::info!(model = %m.version, "intent model reloaded");
-                models.replace(m);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, path = %path.display(), "model reload refused; keeping the running model")
-            }
+        reload(&models, &path, |p| Ok(Model::load(p)?)).await;
+    }
+}
+
+/// One reload: the file's model replaces the running one, or (unreadable, refused, or the
+/// loader panicked) the running model stays and the service carries on.
+pub async fn reload(
+    models: &Models,
+    path: &std::path::Path,
+    loader: fn(&std::path::Path) -> anyhow::Result<Model>,
+) -> bool {
+    let p = path.to_owned();
+    match kefu_runtime::lifecycle::blocking(move || loader(&p)).await {
+        Ok(m) => {
+            tracing::info!(model = %m.version, "intent model reloaded");
+            models.replace(m);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "model reload refused; keeping the running model");
+            false
         }
     }
 }
@@ -242,5 +261,18 @@ mod tests {
             classify(&m, "what's the weather in Paris tomorrow").intent,
             "out_of_scope"
         );
+    }
+
+    /// A reload whose loader panics (a model file that trips a parser bug) keeps the running
+    /// model and returns: before, the panic ended the reload task and with it the service.
+    #[tokio::test]
+    async fn a_panicking_reload_keeps_the_running_model() {
+        let models = Models::new(kefu_intent::bundled().expect("bundled model"));
+        let before = models.current().version.clone();
+        let path = std::path::Path::new("/nonexistent/model.bin");
+        assert!(!reload(&models, path, |_| panic!("index out of bounds")).await);
+        assert_eq!(models.current().version, before);
+        assert!(!reload(&models, path, |p| Ok(Model::load(p)?)).await);
+        assert!(reload(&models, path, |_| Ok(kefu_intent::bundled()?)).await);
     }
 }

@@ -43,7 +43,17 @@ pub mod migration {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(CreateCounts)]
+            vec![
+                Box::new(CreateCounts),
+                Box::new(
+                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                        .index(
+                            crate::retention::SEEN_EVENTS_INDEX,
+                            "metrics_seen_events",
+                            &["seen_at"],
+                        ),
+                ),
+            ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
             "metrics_migrations".into_iden()

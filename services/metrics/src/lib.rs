@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod entity;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct Args {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub retention: retention::RetentionFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -68,6 +71,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     // 10× less often than the pipeline's consumers.
     svc.kafka.fetch_wait_ms = Ord::max(svc.kafka.fetch_wait_ms, 1000);
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    kefu_runtime::retention::Retention::new(
+        db.clone(),
+        retention::rules(&args.retention),
+        &args.retention.common,
+    )
+    .spawn(&mut svc);
     let counter: Family<TopicLabels, Counter> = Family::default();
     svc.metrics.register(
         "topic_events",

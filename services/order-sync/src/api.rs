@@ -105,7 +105,9 @@ impl Import {
             return Ok(());
         }
         let out = match doc {
-            Doc::Order(o) => store::upsert_order(&c.db, &self.shop_id, &o, "import").await?,
+            Doc::Order(o) => {
+                store::upsert_order(&c.db, &c.customer_keys, &self.shop_id, &o, "import").await?
+            }
             Doc::Tracking(t) => store::add_tracking(&c.db, &self.shop_id, &t).await?,
         };
         if out == Outcome::Changed {
@@ -285,7 +287,7 @@ impl OrderSyncService for Api {
         }
         v.into_result().map_err(ApiError::from)?;
         let shop_id = caller.shop(&o.shop_id)?;
-        let out = store::upsert_order(&self.c.db, &shop_id, &doc, "grpc")
+        let out = store::upsert_order(&self.c.db, &self.c.customer_keys, &shop_id, &doc, "grpc")
             .await
             .map_err(ApiError::from)?;
         self.c.publish();

@@ -255,6 +255,24 @@ pub mod migration {
                         .of::<super::commerce_event::Entity>(),
                 ),
                 Box::new(kefu_runtime::outbox::LeaseTable),
+                Box::new(
+                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                        .index(
+                            crate::retention::COMMERCE_EVENTS_INDEX,
+                            "commerce_events",
+                            &["published", "created_at"],
+                        )
+                        .index(
+                            crate::retention::REJECTIONS_INDEX,
+                            "connector_rejections",
+                            &["received_at"],
+                        )
+                        .index(
+                            crate::retention::REJECTIONS_SHOP_INDEX,
+                            "connector_rejections",
+                            &["shop_id", "id"],
+                        ),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {

@@ -9,8 +9,9 @@
 //!   with the shop's webhook secret;
 //! * `POST /v1/connectors/tracking/{shop_id}` — the same for carrier scans only.
 //!
-//! A request with a missing or wrong signature is answered 401, recorded in
-//! `connector_rejections`, and stores nothing. Errors are JSON like every Kefu HTTP API.
+//! A request with a missing or wrong signature is answered 401, counted
+//! (`kefu_connector_unauthenticated_requests_total`), logged in aggregate, and stores nothing;
+//! see [`crate::rejections`] for when it is recorded in `connector_rejections`. Errors are JSON like every Kefu HTTP API.
 use std::{collections::HashMap, path::Path as FsPath, sync::Arc};
 
 use axum::{
@@ -90,7 +91,8 @@ pub fn sign(secret: &str, body: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-fn verify(secret: &str, body: &[u8], signature: &[u8]) -> bool {
+/// Whether `signature` is the HMAC-SHA256 of `body` with `secret` (constant time).
+pub fn verify(secret: &str, body: &[u8], signature: &[u8]) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
     mac.verify_slice(signature).is_ok()
@@ -99,6 +101,11 @@ fn verify(secret: &str, body: &[u8], signature: &[u8]) -> bool {
 pub struct Connectors {
     pub db: DatabaseConnection,
     pub secrets: Secrets,
+    /// The keyed hash of buyers' phone numbers and e-mail addresses (shared with
+    /// session-router).
+    pub customer_keys: kefu_runtime::customer_key::CustomerKeys,
+    /// Requests refused at authentication: counted, logged in aggregate, rarely recorded.
+    pub refusals: crate::rejections::Refusals,
     /// Wakes the commerce outbox relay (requests never wait for the broker).
     pub nudge: kefu_runtime::outbox::Nudge,
 }
@@ -118,8 +125,10 @@ fn invalid(field: &str, description: impl Into<String>) -> ApiError {
 }
 
 impl Connectors {
-    /// Checks the signature; a failure is recorded and nothing else happens.
-    async fn authenticate(
+    /// Checks the signature. A failure is counted and logged in aggregate; it writes a row
+    /// to `connector_rejections` only for a shop with a configured secret, at most once a
+    /// minute per shop, connector and reason ([`crate::rejections`]), and nothing else happens.
+    pub async fn authenticate(
         &self,
         shop_id: &str,
         connector: &str,
@@ -127,14 +136,22 @@ impl Connectors {
         body: &[u8],
         signature: Option<Vec<u8>>,
     ) -> Result<(), ApiError> {
-        let reason = match (self.secrets.get(shop_id, connector), signature) {
-            (None, _) => format!("no {connector} secret is configured for shop {shop_id}"),
-            (Some(_), None) => "missing or malformed signature header".to_owned(),
+        use crate::rejections::Reason;
+        let (kind, reason) = match (self.secrets.get(shop_id, connector), signature) {
+            (None, _) => (
+                Reason::UnknownShop,
+                format!("no {connector} secret is configured for shop {shop_id}"),
+            ),
+            (Some(_), None) => (
+                Reason::MissingSignature,
+                "missing or malformed signature header".to_owned(),
+            ),
             (Some(secret), Some(sig)) if verify(secret, body, &sig) => return Ok(()),
-            (Some(_), Some(_)) => "signature does not match".to_owned(),
+            (Some(_), Some(_)) => (Reason::BadSignature, "signature does not match".to_owned()),
         };
-        tracing::warn!(shop = %shop_id, connector, topic, %reason, "connector request rejected");
-        store::record_rejection(&self.db, shop_id, connector, topic, &reason, body).await?;
+        if self.refusals.refuse(shop_id, connector, topic, kind) {
+            store::record_rejection(&self.db, shop_id, connector, topic, &reason, body).await?;
+        }
         Err(ApiError::Unauthenticated(reason))
     }
 
@@ -149,7 +166,8 @@ impl Connectors {
             Doc::Order(o) => {
                 o.validate(&mut v);
                 v.into_result()?;
-                let out = store::upsert_order(&self.db, shop_id, &o, source).await?;
+                let out =
+                    store::upsert_order(&self.db, &self.customer_keys, shop_id, &o, source).await?;
                 Ok(
                     json!({"kind": "order", "order_id": o.order_id, "changed": out == Outcome::Changed}),
                 )
@@ -200,10 +218,7 @@ async fn shopify_inner(
     check_shop(shop_id)?;
     let body = read_body(body).await?;
     let topic = header(headers, "x-shopify-topic").to_owned();
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(header(headers, "x-shopify-hmac-sha256"))
-        .ok()
-        .filter(|s| !s.is_empty());
+    let signature = shopify_signature(header(headers, "x-shopify-hmac-sha256"));
     c.authenticate(shop_id, "shopify", &topic, &body, signature)
         .await?;
     let payload: Value =
@@ -286,13 +301,39 @@ async fn webhook_inner(
     }
     check_shop(shop_id)?;
     let body = read_body(body).await?;
-    let signature = header(headers, "x-kefu-signature")
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok());
+    let signature = kefu_signature(header(headers, "x-kefu-signature"));
     c.authenticate(shop_id, "webhook", connector, &body, signature)
         .await?;
+    let parsed = parse_documents(connector, &body)?;
+    let mut results = Vec::with_capacity(parsed.len());
+    for doc in parsed {
+        results.push(c.store(shop_id, doc, "webhook").await?);
+    }
+    c.publish();
+    Ok(json!({"status": "ok", "results": results}))
+}
+
+/// The signature of `X-Shopify-Hmac-Sha256` (base64); `None` when missing or malformed.
+pub fn shopify_signature(header: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(header)
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The signature of `X-Kefu-Signature: sha256=<hex>`; `None` when missing or malformed.
+pub fn kefu_signature(header: &str) -> Option<Vec<u8>> {
+    header
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+}
+
+/// Parses and validates the body of a `webhook` or `tracking` connector request: one
+/// document or an array of 1-[`MAX_DOCS`]; every problem of every document is reported, by
+/// `body[i].field`. Pure, so the fuzz targets (docs/security.md) call it.
+pub fn parse_documents(connector: &str, body: &[u8]) -> Result<Vec<Doc>, ApiError> {
     let payload: Value =
-        serde_json::from_slice(&body).map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
     let docs = match payload {
         Value::Array(a) => a,
         one => vec![one],
@@ -324,12 +365,7 @@ async fn webhook_inner(
         }
     }
     v.into_result()?;
-    let mut results = Vec::with_capacity(parsed.len());
-    for doc in parsed {
-        results.push(c.store(shop_id, doc, "webhook").await?);
-    }
-    c.publish();
-    Ok(json!({"status": "ok", "results": results}))
+    Ok(parsed)
 }
 
 pub fn router(c: Shared) -> Router {
@@ -344,6 +380,9 @@ pub fn router(c: Shared) -> Router {
             )
             .into_response()
         })
+        .layer(axum::middleware::from_fn(
+            kefu_runtime::telemetry::http_span,
+        ))
         .with_state(c)
 }
 

@@ -17,6 +17,9 @@ pub mod api;
 pub mod entity;
 pub mod http;
 pub mod model;
+pub mod privacy;
+pub mod rejections;
+pub mod retention;
 pub mod store;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
@@ -48,9 +51,13 @@ pub struct Args {
     #[arg(long, env = "KEFU_HTTP_ADDR", default_value = "127.0.0.1:8086")]
     pub http_addr: SocketAddr,
     /// File of per-shop connector secrets: lines `shop_id shopify|webhook secret`. Without it
-    /// every connector request is refused (and recorded); gRPC imports still work.
+    /// every connector request is refused (and counted); gRPC imports still work.
     #[arg(long, env = "KEFU_CONNECTOR_SECRETS_FILE")]
     pub connector_secrets_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub retention: retention::RetentionFlags,
+    #[command(flatten)]
+    pub customer_keys: kefu_runtime::customer_key::CustomerKeyArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -66,14 +73,24 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }),
         None => http::Secrets::default(),
     };
+    let customer_keys = args.customer_keys.load_or_exit();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
     let relay = kefu_runtime::outbox::Relay::new("commerce-events", db.clone());
     let connectors = Arc::new(http::Connectors {
         db: db.clone(),
         secrets,
+        customer_keys,
+        refusals: rejections::Refusals::default(),
         nudge: relay.nudger(),
     });
+    connectors.refusals.register(&svc.metrics);
+    kefu_runtime::retention::Retention::new(
+        db.clone(),
+        retention::rules(&args.retention),
+        &args.retention.common,
+    )
+    .spawn(&mut svc);
     let shutdown = svc.lifecycle.shutdown.clone();
     let (producer, kafka) = (svc.producer.clone(), svc.kafka.clone());
     svc.lifecycle.spawn(
@@ -88,11 +105,19 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         "http",
         http::serve(http_listener, connectors.clone(), shutdown),
     );
+    let data = privacy::CustomerDataStore {
+        db: connectors.db.clone(),
+    };
     let routes = Routes::new(kefu_runtime::auth::Guard::new(
         OrderSyncServiceServer::new(api::Api { c: connectors })
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
         svc.remote_gate(),
         api::policy,
+    ))
+    .add_service(kefu_runtime::auth::Guard::new(
+        kefu_runtime::privacy::server(data),
+        svc.remote_gate(),
+        kefu_runtime::privacy::policy,
     ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }

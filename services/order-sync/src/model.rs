@@ -190,7 +190,7 @@ fn scan_valid(v: &mut Violations, p: &str, s: &Scan) {
     }
 }
 
-pub use kefu_runtime::customer_key::{hash as key_hash, normalize_email, normalize_phone};
+pub use kefu_runtime::customer_key::{CustomerKeys, normalize_email, normalize_phone};
 
 impl OrderDoc {
     pub fn validate(&self, v: &mut Violations) {
@@ -305,8 +305,14 @@ impl OrderDoc {
         ))
     }
 
-    /// The buyer's keys: `identity` ("channel:user"), and hashes of phone and e-mail.
-    pub fn buyer_keys(&self) -> (String, String, String) {
+    /// The buyer's keys: `identity` ("channel:user"), and the keyed hashes of phone and e-mail.
+    pub fn buyer_keys(&self, hashes: &CustomerKeys) -> (String, String, String) {
+        self.buyer_keys_with(|v| hashes.hash(v))
+    }
+
+    /// The buyer's keys with the phone and e-mail hashed by `hash` (the keyed hash; the legacy
+    /// SHA-256 to recognise rows not migrated yet).
+    pub fn buyer_keys_with(&self, hash: impl Fn(&str) -> String) -> (String, String, String) {
         let b = &self.buyer;
         let identity = if b.channel.is_empty() {
             String::new()
@@ -316,19 +322,24 @@ impl OrderDoc {
         let phone = if b.phone.is_empty() {
             String::new()
         } else {
-            key_hash(&normalize_phone(&b.phone))
+            hash(&normalize_phone(&b.phone))
         };
         let email = if b.email.is_empty() {
             String::new()
         } else {
-            key_hash(&normalize_email(&b.email))
+            hash(&normalize_email(&b.email))
         };
         (identity, phone, email)
     }
 
     /// The customer record this order belongs to.
-    pub fn customer_ref(&self) -> String {
-        let (identity, phone, email) = self.buyer_keys();
+    pub fn customer_ref(&self, hashes: &CustomerKeys) -> String {
+        self.customer_ref_with(|v| hashes.hash(v))
+    }
+
+    /// [`Self::customer_ref`] with the phone and e-mail hashed by `hash`.
+    pub fn customer_ref_with(&self, hash: impl Fn(&str) -> String) -> String {
+        let (identity, phone, email) = self.buyer_keys_with(hash);
         if !self.buyer.buyer_id.is_empty() {
             format!("id:{}", self.buyer.buyer_id)
         } else if !identity.is_empty() {
@@ -623,23 +634,28 @@ pub mod shopify {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|r| ReturnDoc {
-                        return_id: format!("shopify-refund-{}", s(r, "id")),
-                        status: "refunded".into(),
-                        reason: s(r, "note"),
-                        refund_minor: r
+                    .map(|r| {
+                        // Checked: amounts of up to 15 digits still overflow i64 when summed.
+                        let refund_minor = r
                             .get("transactions")
                             .and_then(Value::as_array)
-                            .map(|t| {
+                            .map_or(Some(0), |t| {
                                 t.iter()
                                     .filter_map(|t| decimal_minor(&s(t, "amount")).ok())
-                                    .sum()
+                                    .try_fold(0i64, i64::checked_add)
                             })
-                            .unwrap_or(0),
-                        updated_at: time(r, "created_at"),
+                            .ok_or("refund amounts out of range")?;
+                        Ok(ReturnDoc {
+                            return_id: format!("shopify-refund-{}", s(r, "id")),
+                            status: "refunded".into(),
+                            reason: s(r, "note"),
+                            refund_minor,
+                            updated_at: time(r, "created_at"),
+                        })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, String>>()
             })
+            .transpose()?
             .unwrap_or_default();
         let payment_status = match financial.as_str() {
             "paid" => "paid",
@@ -873,9 +889,10 @@ mod tests {
         let mut v = Violations::new();
         d.validate(&mut v);
         assert!(v.is_empty(), "{v}");
-        let (_, phone, email) = d.buyer_keys();
-        assert_eq!(phone, key_hash("15550109999"));
-        assert_eq!(email, key_hash("bob@example.com"));
+        let k = CustomerKeys::new(&[7; 32]).unwrap();
+        let (_, phone, email) = d.buyer_keys(&k);
+        assert_eq!(phone, k.hash("15550109999"));
+        assert_eq!(email, k.hash("bob@example.com"));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use kefu_runtime::{
 };
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 
@@ -21,7 +21,7 @@ use crate::{
         commerce_event, customer, line_item, order, order_return, payment, rejection, shipment,
         shop, tracking_event,
     },
-    model::{OrderDoc, Scan, TrackingDoc},
+    model::{CustomerKeys, OrderDoc, Scan, TrackingDoc},
 };
 
 /// What storing a document did.
@@ -138,26 +138,33 @@ async fn add_scans<C: ConnectionTrait>(
 
 /// Stores an order document (already validated). Identical content or an older `updated_at`
 /// than the stored version changes nothing.
+///
+/// The buyer's phone and e-mail are stored as `hashes`' keyed hash. An identical replay of an
+/// order whose buyer row still holds legacy SHA-256 keys (written before the keyed hash) is
+/// written again, re-keying the buyer: re-importing orders migrates them (docs/security.md).
 pub async fn upsert_order(
     db: &DatabaseConnection,
+    hashes: &CustomerKeys,
     shop_id: &str,
     doc: &OrderDoc,
     source: &str,
 ) -> Result<Outcome, DbErr> {
     let hash = doc.content_hash();
     let updated_at = doc.updated_at.unwrap_or_else(Utc::now);
+    let customer_ref = doc.customer_ref(hashes);
+    let (identity, phone, email) = doc.buyer_keys(hashes);
     let txn = kefu_runtime::db::begin_write(db).await?;
     let stored = order::Entity::find_by_id((shop_id.to_owned(), doc.order_id.clone()))
         .one(&txn)
         .await?;
     if let Some(s) = &stored
-        && (s.content_sha256 == hash || s.updated_at > updated_at)
+        && (s.updated_at > updated_at
+            || (s.content_sha256 == hash
+                && !keyed_by_legacy(&txn, shop_id, s, doc, &customer_ref).await?))
     {
         return Ok(Outcome::Unchanged);
     }
     ensure_shop(&txn, shop_id).await?;
-    let customer_ref = doc.customer_ref();
-    let (identity, phone, email) = doc.buyer_keys();
     let now = Utc::now();
     customer::Entity::insert(customer::ActiveModel {
         shop_id: Set(shop_id.into()),
@@ -184,7 +191,7 @@ pub async fn upsert_order(
     let row = order::ActiveModel {
         shop_id: Set(shop_id.into()),
         order_id: Set(doc.order_id.clone()),
-        customer_ref: Set(customer_ref),
+        customer_ref: Set(customer_ref.clone()),
         status: Set(doc.status.clone()),
         total_minor: Set(doc.total_minor),
         currency: Set(doc.currency.clone()),
@@ -196,8 +203,11 @@ pub async fn upsert_order(
         content_sha256: Set(hash),
         stored_at: Set(now),
     };
-    if stored.is_some() {
+    if let Some(s) = &stored {
         order::Entity::update(row).exec(&txn).await?;
+        if s.customer_ref != customer_ref {
+            forget_unused_customer(&txn, shop_id, &s.customer_ref).await?;
+        }
     } else {
         order::Entity::insert(row)
             .exec_without_returning(&txn)
@@ -390,7 +400,9 @@ pub async fn record_rejection(
         connector: Set(connector.into()),
         topic: Set(topic.chars().take(64).collect()),
         reason: Set(reason.chars().take(500).collect()),
-        body_sha256: Set(crate::model::key_hash(&String::from_utf8_lossy(body))),
+        body_sha256: Set(kefu_runtime::customer_key::legacy_hash(
+            &String::from_utf8_lossy(body),
+        )),
         body_bytes: Set(body.len() as i64),
         received_at: Set(Utc::now()),
     })
@@ -548,6 +560,55 @@ pub async fn load_order<C: ConnectionTrait>(
             .collect(),
         source: o.source,
     }))
+}
+
+/// True when the stored order `s` of `doc` still refers to its buyer by the legacy plain
+/// SHA-256 of the buyer's phone or e-mail (its `customer_ref`, or the buyer row's keys);
+/// `customer_ref` is the keyed one.
+async fn keyed_by_legacy<C: ConnectionTrait>(
+    db: &C,
+    shop_id: &str,
+    s: &order::Model,
+    doc: &OrderDoc,
+    customer_ref: &str,
+) -> Result<bool, DbErr> {
+    use kefu_runtime::customer_key::legacy_hash;
+    let (_, phone, email) = doc.buyer_keys_with(legacy_hash);
+    if phone.is_empty() && email.is_empty() {
+        return Ok(false);
+    }
+    let legacy_ref = doc.customer_ref_with(legacy_hash);
+    if legacy_ref != customer_ref && s.customer_ref == legacy_ref {
+        return Ok(true);
+    }
+    Ok(
+        customer::Entity::find_by_id((shop_id.to_owned(), s.customer_ref.clone()))
+            .one(db)
+            .await?
+            .is_some_and(|c| {
+                (!phone.is_empty() && c.phone_sha256 == phone)
+                    || (!email.is_empty() && c.email_sha256 == email)
+            }),
+    )
+}
+
+/// Deletes the buyer row `customer_ref` when no order of the shop refers to it any more.
+async fn forget_unused_customer<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    shop_id: &str,
+    customer_ref: &str,
+) -> Result<(), DbErr> {
+    let used = order::Entity::find()
+        .filter(order::Column::ShopId.eq(shop_id))
+        .filter(order::Column::CustomerRef.eq(customer_ref))
+        .count(db)
+        .await?;
+    if used == 0 {
+        customer::Entity::delete_by_id((shop_id.to_owned(), customer_ref.to_owned()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A customer key as matched against stored buyers.

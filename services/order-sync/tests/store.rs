@@ -3,11 +3,16 @@
 use chrono::{Duration, Utc};
 use kefu_order_sync::{
     entity::{commerce_event, migration::Migrator},
-    model::{Buyer, Doc, OrderDoc, TrackingDoc, key_hash},
+    model::{Buyer, CustomerKeys, Doc, OrderDoc, TrackingDoc},
     store::{self, Keys, Outcome},
 };
 use kefu_runtime::db;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+
+/// The deployment's customer-key secret in these tests.
+fn keys() -> CustomerKeys {
+    CustomerKeys::new(b"order-sync store test secret, 32+ bytes").unwrap()
+}
 
 async fn sqlite() -> DatabaseConnection {
     let dir = std::env::temp_dir().join(format!("kefu-orders-{}", uuid::Uuid::new_v4().simple()));
@@ -60,18 +65,24 @@ async fn scenario(db: &DatabaseConnection) {
     let t0 = Utc::now() - Duration::hours(5);
     let paid = doc("paid", t0);
     assert_eq!(
-        store::upsert_order(db, "s1", &paid, "test").await.unwrap(),
+        store::upsert_order(db, &keys(), "s1", &paid, "test")
+            .await
+            .unwrap(),
         Outcome::Changed
     );
     assert_eq!(unpublished(db).await, 1, "one order event queued");
     // A replay, and an older version with other content, change nothing.
     assert_eq!(
-        store::upsert_order(db, "s1", &paid, "test").await.unwrap(),
+        store::upsert_order(db, &keys(), "s1", &paid, "test")
+            .await
+            .unwrap(),
         Outcome::Unchanged
     );
     let stale = doc("cancelled", t0 - Duration::hours(1));
     assert_eq!(
-        store::upsert_order(db, "s1", &stale, "test").await.unwrap(),
+        store::upsert_order(db, &keys(), "s1", &stale, "test")
+            .await
+            .unwrap(),
         Outcome::Unchanged
     );
     assert_eq!(unpublished(db).await, 1);
@@ -82,12 +93,12 @@ async fn scenario(db: &DatabaseConnection) {
         ..Keys::default()
     };
     let by_phone = Keys {
-        phones: vec![key_hash("8613900001111")],
+        phones: vec![keys().hash("8613900001111")],
         ..Keys::default()
     };
     let stranger = Keys {
         identities: vec!["taobao:someone".into()],
-        phones: vec![key_hash("13900001111")],
+        phones: vec![keys().hash("13900001111")],
         ..Keys::default()
     };
     assert!(
@@ -156,7 +167,7 @@ async fn scenario(db: &DatabaseConnection) {
     // A newer version from the source wins.
     let delivered = doc("delivered", Utc::now());
     assert_eq!(
-        store::upsert_order(db, "s1", &delivered, "test")
+        store::upsert_order(db, &keys(), "s1", &delivered, "test")
             .await
             .unwrap(),
         Outcome::Changed

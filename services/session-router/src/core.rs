@@ -49,6 +49,8 @@ pub struct State {
     pub conversation_idle: chrono::Duration,
     /// Dialogue policy of shops that did not set their own.
     pub default_policy: crate::policy::Policy,
+    /// The keyed hash of verified phone numbers and e-mail addresses (shared with order-sync).
+    pub customer_keys: kefu_runtime::customer_key::CustomerKeys,
     /// order-sync, which confirms that an order belongs to a customer.
     pub orders: kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient<
         tonic::transport::Channel,
@@ -242,6 +244,7 @@ pub async fn send(
     if !keys.is_empty() {
         store::link_verified(
             &state.db,
+            &state.customer_keys,
             &msg.shop_id,
             &msg.channel,
             &msg.channel_user_id,

@@ -291,7 +291,9 @@ pub mod shop_policy {
 pub mod customer_key {
     use sea_orm::entity::prelude::*;
 
-    /// A verified key (phone, e-mail) of a customer, stored as SHA-256 only.
+    /// A verified key (phone, e-mail) of a customer, stored as a keyed hash only
+    /// (HMAC-SHA256, `kefu_runtime::customer_key`; the column name predates the key: rows not
+    /// migrated yet hold the legacy plain SHA-256).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "customer_keys")]
     pub struct Model {
@@ -338,6 +340,20 @@ pub mod migration {
                         .of::<super::customer_key::Entity>(),
                 ),
                 Box::new(Credentials),
+                Box::new(
+                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                        .index(
+                            crate::retention::WEBHOOK_DELIVERIES_INDEX,
+                            "webhook_deliveries",
+                            &["delivered_at", "next_attempt_at"],
+                        )
+                        .index(
+                            crate::retention::MESSAGES_INDEX,
+                            "messages",
+                            &["published", "created_at"],
+                        )
+                        .index(crate::retention::REPLIES_INDEX, "replies", &["created_at"]),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {

@@ -101,6 +101,9 @@ pub fn router(state: Shared) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such route; see POST /v1/messages".into()).into_response()
         })
+        .layer(axum::middleware::from_fn(
+            kefu_runtime::telemetry::http_span,
+        ))
         .with_state(state)
 }
 
@@ -117,6 +120,29 @@ fn body_error(description: String) -> ApiError {
     v.into()
 }
 
+/// Parses a `POST /v1/messages` body: the message, `wait_ms` (0 when absent), and the
+/// violations found so far (`wait_ms` too large); [`NewMessage::validate`] checks the rest.
+/// Undecodable JSON is an error. Pure, so the fuzz targets (docs/security.md) call it.
+pub fn parse_message(bytes: &[u8]) -> Result<(NewMessage, u64, Violations), ApiError> {
+    let b: MessageBody =
+        serde_json::from_slice(bytes).map_err(|e| body_error(format!("invalid JSON: {e}")))?;
+    let mut extra = Violations::new();
+    let wait_ms = b.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        extra.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
+    }
+    let msg = NewMessage {
+        shop_id: b.shop_id,
+        channel: b.channel,
+        channel_user_id: b.channel_user_id,
+        channel_message_id: b.channel_message_id,
+        text: b.text,
+        verified_phone: b.verified_phone,
+        verified_email: b.verified_email,
+    };
+    Ok((msg, wait_ms, extra))
+}
+
 async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let caller = state.gate.authenticate(headers, Allow::SHOP).await?;
     let is_json = headers
@@ -129,28 +155,8 @@ async fn handle(state: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     let bytes = to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| body_error(format!("must be at most {MAX_BODY_BYTES} bytes")))?;
-    let b: MessageBody =
-        serde_json::from_slice(&bytes).map_err(|e| body_error(format!("invalid JSON: {e}")))?;
-    let mut extra = Violations::new();
-    let wait_ms = b.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
-        extra.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
-    }
-    let accepted = core::send(
-        state,
-        &caller,
-        NewMessage {
-            shop_id: b.shop_id,
-            channel: b.channel,
-            channel_user_id: b.channel_user_id,
-            channel_message_id: b.channel_message_id,
-            text: b.text,
-            verified_phone: b.verified_phone,
-            verified_email: b.verified_email,
-        },
-        extra,
-    )
-    .await?;
+    let (msg, wait_ms, extra) = parse_message(&bytes)?;
+    let accepted = core::send(state, &caller, msg, extra).await?;
     let m = &accepted.message;
     let reply = if wait_ms > 0 {
         core::wait_for_reply(state, &m.message_id, Duration::from_millis(wait_ms)).await?

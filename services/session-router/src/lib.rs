@@ -27,6 +27,8 @@ pub mod entity;
 pub mod http;
 pub mod pipeline;
 pub mod policy;
+pub mod privacy;
+pub mod retention;
 pub mod store;
 pub mod webhook;
 
@@ -96,6 +98,10 @@ pub struct Args {
     /// unless listed here.
     #[arg(long, env = "KEFU_WEBHOOK_ALLOW_NETWORKS", default_value = "", value_parser = parse_egress)]
     pub webhook_allow_networks: egress::EgressPolicy,
+    #[command(flatten)]
+    pub retention: retention::RetentionFlags,
+    #[command(flatten)]
+    pub customer_keys: kefu_runtime::customer_key::CustomerKeyArgs,
 }
 
 fn parse_egress(s: &str) -> Result<egress::EgressPolicy, String> {
@@ -142,6 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         .timeout(std::time::Duration::from_secs(2))
         .connect_lazy();
     let operator = args.operator_token_file.as_deref().map(operator_token);
+    let customer_keys = args.customer_keys.load_or_exit();
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<entity::migration::Migrator>(&args.db, SERVICE).await?;
     let read = db::reader(&args.db.url_or(SERVICE), &db).await?;
@@ -170,6 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         replies,
         shutdown: svc.lifecycle.shutdown.clone(),
         conversation_idle: chrono::Duration::seconds(args.conversation_idle_secs),
+        customer_keys,
         orders: kefu_proto::order::v1::order_sync_service_client::OrderSyncServiceClient::new(
             orders,
         ),
@@ -193,6 +201,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     );
     svc.lifecycle
         .spawn("webhooks", webhook::deliver_loop(state.clone()));
+    kefu_runtime::retention::Retention::new(
+        state.db.clone(),
+        retention::rules(&args.retention),
+        &args.retention.common,
+    )
+    .spawn(&mut svc);
     let http_listener = kefu_runtime::grpc::bind(args.http_addr, "HTTP").await?;
     svc.lifecycle.spawn(
         "http",
@@ -219,6 +233,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         }),
         gate.clone(),
         access::agent_token_policy,
+    ))
+    .add_service(Guard::new(
+        kefu_runtime::privacy::server(privacy::CustomerDataStore {
+            db: state.db.clone(),
+        }),
+        gate.clone(),
+        kefu_runtime::privacy::policy,
     ))
     .add_service(Guard::new(
         AdminServiceServer::new(access::Access { state }),

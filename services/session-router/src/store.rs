@@ -799,8 +799,13 @@ pub async fn set_shop_policy(
 /// Links an identity to the customer who already proved the same verified keys (`(kind,
 /// normalised value)`), or records the keys for the identity's own customer. Returns the
 /// identity's customer afterwards.
+///
+/// Keys are stored as `hashes`' keyed hash. A row still holding the legacy plain SHA-256 of the
+/// same value is found too and rewritten to the keyed hash (the lazy migration of
+/// docs/security.md).
 pub async fn link_verified(
     db: &DatabaseConnection,
+    hashes: &kefu_runtime::customer_key::CustomerKeys,
     shop_id: &str,
     channel: &str,
     channel_user_id: &str,
@@ -808,11 +813,8 @@ pub async fn link_verified(
 ) -> Result<String, GraphError> {
     let mut customer = customer_for(db, shop_id, channel, channel_user_id).await?;
     for (kind, value) in keys {
-        let hash = kefu_runtime::customer_key::hash(value);
-        let known =
-            customer_key::Entity::find_by_id((shop_id.to_owned(), kind.to_string(), hash.clone()))
-                .one(db)
-                .await?;
+        let [hash, legacy] = hashes.candidates(value);
+        let known = find_key(db, shop_id, kind, &hash, &legacy).await?;
         match known {
             Some(k) if k.customer_id != customer => {
                 // Only link to a customer that still exists in the shop.
@@ -853,6 +855,53 @@ pub async fn link_verified(
         }
     }
     Ok(customer)
+}
+
+/// The stored key of `(kind, value)`: the keyed `hash`, or else a legacy row holding the plain
+/// SHA-256, which is rewritten to `hash` in one transaction (and then returned as such).
+async fn find_key(
+    db: &DatabaseConnection,
+    shop_id: &str,
+    kind: &str,
+    hash: &str,
+    legacy: &str,
+) -> Result<Option<customer_key::Model>, DbErr> {
+    let by = |value: &str| {
+        customer_key::Entity::find_by_id((shop_id.to_owned(), kind.to_owned(), value.to_owned()))
+    };
+    if let Some(k) = by(hash).one(db).await? {
+        return Ok(Some(k));
+    }
+    let txn = kefu_runtime::db::begin_write(db).await?;
+    let Some(old) = by(legacy).one(&txn).await? else {
+        return Ok(None);
+    };
+    customer_key::Entity::delete_by_id((shop_id.to_owned(), kind.to_owned(), legacy.to_owned()))
+        .exec(&txn)
+        .await?;
+    let migrated = customer_key::Model {
+        value_sha256: hash.to_owned(),
+        ..old
+    };
+    customer_key::Entity::insert(customer_key::ActiveModel::from(migrated.clone()))
+        .on_conflict(
+            OnConflict::columns([
+                customer_key::Column::ShopId,
+                customer_key::Column::Kind,
+                customer_key::Column::ValueSha256,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    tracing::info!(
+        shop_id,
+        kind,
+        "migrated a legacy customer key to the keyed hash"
+    );
+    Ok(Some(migrated))
 }
 
 /// What a ticket event does to its conversation.
@@ -899,7 +948,8 @@ pub async fn apply_ticket_change(
 }
 
 /// The keys order-sync matches buyers on: the customer's identities (`channel:user`) and the
-/// SHA-256 of their verified phone numbers and e-mail addresses.
+/// keyed hashes (or, not migrated yet, legacy SHA-256) of their verified phone numbers and
+/// e-mail addresses.
 pub async fn customer_keys(
     db: &DatabaseConnection,
     shop_id: &str,

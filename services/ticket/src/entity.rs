@@ -141,6 +141,24 @@ pub mod migration {
                         .of::<super::ticket_event::Entity>(),
                 ),
                 Box::new(kefu_runtime::outbox::LeaseTable),
+                Box::new(
+                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                        .index(
+                            crate::retention::TICKET_EVENTS_INDEX,
+                            "ticket_events",
+                            &["published", "created_at"],
+                        )
+                        .index(
+                            crate::retention::TICKETS_INDEX,
+                            "tickets",
+                            &["status", "updated_at"],
+                        )
+                        .index(
+                            crate::retention::TICKET_MESSAGES_INDEX,
+                            "ticket_messages",
+                            &["created_at"],
+                        ),
+                ),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {

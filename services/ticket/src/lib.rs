@@ -13,13 +13,16 @@
 #![forbid(unsafe_code)]
 
 pub mod entity;
+pub mod listing;
+pub mod privacy;
+pub mod retention;
 pub mod workflow;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use clap::Parser;
-use entity::{migration::Migrator, status, ticket, ticket_message};
+use entity::{migration::Migrator, status, ticket};
 use kefu_proto::{
     events::v1::{EventMeta, MessageEvent, ReplyEvent, ReplySource},
     ticket::v1::{
@@ -39,7 +42,7 @@ use kefu_runtime::{
     kafka::{Delivery, HandleError, Handled, Handler, KafkaConfig, Producer, topics},
     validate::Violations,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tonic::{Request, Response, Status, service::Routes};
 
 pub const SERVICE: &str = "ticket";
@@ -57,6 +60,8 @@ pub struct Args {
     /// First-response SLA for new tickets, in minutes.
     #[arg(long, env = "KEFU_TICKET_SLA_MINUTES", default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..=10080))]
     pub sla_minutes: i64,
+    #[command(flatten)]
+    pub retention: retention::RetentionFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
@@ -68,6 +73,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
     let (grpc_addr, metrics_addr) = args.listen.resolve(50055, 9185);
     let mut svc = Service::start(SERVICE, &args.runtime).await?;
     let db = db::open::<Migrator>(&args.db, SERVICE).await?;
+    kefu_runtime::retention::Retention::new(
+        db.clone(),
+        retention::rules(&args.retention),
+        &args.retention.common,
+    )
+    .spawn(&mut svc);
     let relay = kefu_runtime::outbox::Relay::new("ticket-events", db.clone());
     let nudge = relay.nudger();
     let handler = Arc::new(Escalations {
@@ -86,11 +97,17 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
             async move { workflow::publish_pending(&db, &producer, &kafka).await }
         }),
     );
+    let data = privacy::CustomerDataStore { db: db.clone() };
     let api = Api { db, nudge };
     let routes = Routes::new(Guard::new(
         TicketServiceServer::new(api).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE),
         svc.remote_gate(),
         policy,
+    ))
+    .add_service(Guard::new(
+        kefu_runtime::privacy::server(data),
+        svc.remote_gate(),
+        kefu_runtime::privacy::policy,
     ));
     Ok(svc.serve(grpc_addr, metrics_addr, routes).await)
 }
@@ -271,40 +288,21 @@ impl TicketService for Api {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
         let mut v = Violations::new();
-        if !(0..=100).contains(&req.page_size) {
-            v.add("page_size", "must be between 0 and 100");
-        }
-        if !req.status.is_empty() && !status::ALL.contains(&req.status.as_str()) {
-            v.add(
-                "status",
-                format!("must be one of {}", status::ALL.join(", ")),
-            );
-        }
-        if !req.conversation_id.is_empty() {
-            v.ident("conversation_id", &req.conversation_id, 64);
-        }
+        let q = listing::TicketQuery::parse(
+            &mut v,
+            req.page_size,
+            &req.page_token,
+            &req.status,
+            &req.conversation_id,
+        );
         v.into_result().map_err(ApiError::from)?;
         let shop_id = caller.shop(&req.shop_id)?;
-        let limit = if req.page_size == 0 {
-            20
-        } else {
-            req.page_size as u64
-        };
-        let mut q = ticket::Entity::find().filter(ticket::Column::ShopId.eq(shop_id));
-        if !req.status.is_empty() {
-            q = q.filter(ticket::Column::Status.eq(req.status));
-        }
-        if !req.conversation_id.is_empty() {
-            q = q.filter(ticket::Column::ConversationId.eq(req.conversation_id));
-        }
-        let tickets = q
-            .order_by_desc(ticket::Column::CreatedAt)
-            .limit(limit)
-            .all(&self.db)
+        let (tickets, next_page_token) = listing::tickets(&self.db, &shop_id, &q)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(ListTicketsResponse {
             tickets: tickets.into_iter().map(to_proto).collect(),
+            next_page_token,
         }))
     }
 
@@ -316,6 +314,8 @@ impl TicketService for Api {
         let req = req.into_inner();
         let mut v = Violations::new();
         check_ticket(&mut v, &req.ticket_id);
+        let q =
+            listing::MessageQuery::parse(&mut v, req.page_size, &req.page_token, req.newest_first);
         v.into_result().map_err(ApiError::from)?;
         let shop_id = caller.shop(&req.shop_id)?;
         // The ticket must belong to the caller's shop before its thread is read.
@@ -325,11 +325,7 @@ impl TicketService for Api {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("ticket {} not found", req.ticket_id)))?;
-        let rows = ticket_message::Entity::find()
-            .filter(ticket_message::Column::TicketId.eq(req.ticket_id))
-            .order_by_asc(ticket_message::Column::Id)
-            .limit(1000)
-            .all(&self.db)
+        let (rows, next_page_token) = listing::messages(&self.db, &req.ticket_id, &q)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(ListTicketMessagesResponse {
@@ -343,6 +339,7 @@ impl TicketService for Api {
                     created_at: Some(event::timestamp(m.created_at)),
                 })
                 .collect(),
+            next_page_token,
         }))
     }
 

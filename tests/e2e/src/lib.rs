@@ -51,6 +51,9 @@ pub const SHOP_B_WEBHOOK_SECRET: &str = "kefu_webhook_e2e_secret_shop_b";
 
 /// The deployment's service secret in every test mesh (services sign their calls with it).
 pub const SERVICE_SECRET: &str = "e2e-service-secret-0123456789abcdef0123456789";
+/// The customer-key secret (HMAC of phone numbers and e-mail addresses) session-router and
+/// order-sync share.
+pub const CUSTOMER_KEY_SECRET: &str = "e2e-customer-key-secret-0123456789abcdef012345";
 
 /// Adds `authorization: Bearer <credential>` to requests that carry none: a client of the
 /// agents' or the back office's APIs acting with one credential.
@@ -187,6 +190,8 @@ impl Mesh {
         )
         .expect("secrets file");
         std::fs::write(dir.join("service-secret"), SERVICE_SECRET).expect("service secret");
+        std::fs::write(dir.join("customer-key-secret"), CUSTOMER_KEY_SECRET)
+            .expect("customer-key secret");
         let operator_token = format!("kefo_e2e_{id}");
         std::fs::write(dir.join("operator-token"), &operator_token).expect("operator token");
         let mut mesh = Mesh {
@@ -297,6 +302,12 @@ impl Mesh {
                 "KEFU_AUTH_URL",
                 format!("http://127.0.0.1:{}", self.ports["session-router"]),
             );
+        if matches!(service, "order-sync" | "session-router") {
+            cmd.env(
+                "KEFU_CUSTOMER_KEY_SECRET_FILE",
+                self.dir.join("customer-key-secret"),
+            );
+        }
         match service {
             "order-sync" => {
                 cmd.env("KEFU_DATABASE_URL", &self.order_db)

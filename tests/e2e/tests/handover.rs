@@ -112,6 +112,7 @@ async fn bot_human_hand_back_and_close() {
             .list_ticket_messages(ListTicketMessagesRequest {
                 shop_id: SHOP.into(),
                 ticket_id: ticket_id.clone(),
+                ..Default::default()
             })
             .await
             .expect("thread")

@@ -141,6 +141,19 @@ async fn connectors_import_and_answers_from_real_orders() {
     let (s, r) = shopify(&mesh, "orders/create", &forged, "wrong-secret-0123456789").await;
     assert_eq!(s, 401, "{r}");
     assert_eq!(r["error"]["code"], "unauthenticated");
+    // Refused requests are counted (not written to the database each); the retention task
+    // runs and exports its counter (docs/operations.md).
+    let m = mesh.metrics_text("order-sync").await;
+    assert!(
+        m.contains(
+            r#"kefu_connector_unauthenticated_requests_total{connector="shopify",reason="bad_signature"} 1"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"kefu_retention_deleted_rows_total{table="connector_rejections"}"#),
+        "{m}"
+    );
     let missing = orders
         .get_order(GetOrderRequest {
             shop_id: SHOP.into(),
