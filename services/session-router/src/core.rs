@@ -13,6 +13,7 @@ use kefu_runtime::{
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{auth::LocalVerifier, egress::EgressPolicy, entity::message, store};
 
@@ -313,9 +314,18 @@ pub async fn outbox_relay(state: Shared) -> anyhow::Result<()> {
             }
         };
         for m in pending {
+            // In the trace of the request that stored it, not a new one.
+            let span = tracing::info_span!("outbox.republish", message_id = %m.message_id);
+            if !m.traceparent.is_empty() {
+                let parent = std::collections::HashMap::from([(
+                    "traceparent".to_owned(),
+                    m.traceparent.clone(),
+                )]);
+                kefu_runtime::telemetry::set_parent_from(&span, &parent);
+            }
             let published = tokio::select! {
                 _ = state.shutdown.cancelled() => return Ok(()),
-                r = publish(&state, &m) => r.is_ok(),
+                r = publish(&state, &m).instrument(span) => r.is_ok(),
             };
             if !published {
                 break; // the broker is still down; try the batch again later

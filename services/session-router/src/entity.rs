@@ -147,6 +147,9 @@ pub mod message {
         pub route: String,
         pub route_reason: String,
         pub intent: String,
+        /// W3C `traceparent` of the request that stored the message ("" when none), so the
+        /// outbox relay re-publishes it in the message's own trace.
+        pub traceparent: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -354,6 +357,7 @@ pub mod migration {
                         )
                         .index(crate::retention::REPLIES_INDEX, "replies", &["created_at"]),
                 ),
+                Box::new(MessageTrace),
             ]
         }
         fn migration_table_name() -> sea_orm::DynIden {
@@ -427,6 +431,38 @@ pub mod migration {
     struct ShopPolicies;
 
     struct CustomerKeys;
+
+    struct MessageTrace;
+
+    impl MigrationName for MessageTrace {
+        fn name(&self) -> &str {
+            "m20261201_000011_message_traceparent"
+        }
+    }
+
+    /// The trace context of the request that stored a message (for the outbox relay).
+    #[async_trait::async_trait]
+    impl MigrationTrait for MessageTrace {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            use super::message;
+            if manager.has_column("messages", "traceparent").await? {
+                return Ok(());
+            }
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(message::Entity)
+                        .add_column(
+                            ColumnDef::new(message::Column::Traceparent)
+                                .string()
+                                .not_null()
+                                .default(""),
+                        )
+                        .to_owned(),
+                )
+                .await
+        }
+    }
 
     struct ConversationState;
 

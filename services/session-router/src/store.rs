@@ -184,6 +184,9 @@ pub async fn accept_with_idle(
         route: String::new(),
         route_reason: String::new(),
         intent: String::new(),
+        traceparent: kefu_runtime::telemetry::current_trace_headers()
+            .remove("traceparent")
+            .unwrap_or_default(),
     };
     let active: message::ActiveModel = model.clone().into();
     match message::Entity::insert(active)

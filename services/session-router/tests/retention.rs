@@ -47,6 +47,7 @@ async fn add_message(db: &DatabaseConnection, id: &str, published: bool, at: Dat
         route: Set(String::new()),
         route_reason: Set(String::new()),
         intent: Set(String::new()),
+        traceparent: Set(String::new()),
     })
     .exec_without_returning(db)
     .await

@@ -225,6 +225,7 @@ async fn undecodable_events_are_dead_lettered_and_consumers_move_on() {
             route: Set(String::new()),
             route_reason: Set(String::new()),
             intent: Set(String::new()),
+            traceparent: Set(String::new()),
         })
         .exec_without_returning(&db)
         .await
