@@ -85,7 +85,8 @@ impl CustomerKeys {
 }
 
 /// Configuration of the customer-key secret (session-router and order-sync flatten this).
-#[derive(Clone, Debug, Default, clap::Args)]
+/// `Debug` never shows the secret.
+#[derive(Clone, Default, clap::Args)]
 pub struct CustomerKeyArgs {
     /// File holding the per-deployment secret (at least 32 bytes) that keys the hashes of
     /// customers' phone numbers and e-mail addresses; session-router and order-sync must share
@@ -102,6 +103,18 @@ pub struct CustomerKeyArgs {
         hide_env_values = true
     )]
     pub customer_key_secret: Option<String>,
+}
+
+impl std::fmt::Debug for CustomerKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerKeyArgs")
+            .field("customer_key_secret_file", &self.customer_key_secret_file)
+            .field(
+                "customer_key_secret",
+                &self.customer_key_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl CustomerKeyArgs {
@@ -130,6 +143,17 @@ fn read(path: &Path) -> Result<Vec<u8>, SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let a = CustomerKeyArgs {
+            customer_key_secret_file: None,
+            customer_key_secret: Some("do-not-print-this-secret-0123456789".into()),
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("do-not-print"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
 
     fn keys() -> CustomerKeys {
         CustomerKeys::new(b"0123456789abcdef0123456789abcdef").unwrap()

@@ -173,6 +173,27 @@ fn checked(
             v.add(field, format!("at most {MAX_SUBJECT_ITEMS}"));
         }
     }
+    // A key selects rows by equality: an empty value would select every row whose column is
+    // empty (every buyer without a phone, say), so each key must have the shape of one.
+    for (i, k) in subject.keys.iter().enumerate() {
+        let ok = match k.kind.as_str() {
+            "phone" | "email" => {
+                k.value.len() == 64 && k.value.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            "identity" => k
+                .value
+                .split_once(':')
+                .is_some_and(|(channel, user)| !channel.is_empty() && !user.trim().is_empty()),
+            _ => false,
+        };
+        if !ok {
+            v.add(
+                &format!("subject.keys[{i}]"),
+                "a phone or email key is a 64-hex-digit hash, an identity key `channel:user`",
+            );
+            break;
+        }
+    }
     v.into_result()?;
     let shop = caller.shop(shop_id)?;
     Ok((shop, subject))
@@ -254,5 +275,38 @@ mod tests {
         let mut er = Erased::default();
         er.add("a", 2).add("a", 3).add("b", 0);
         assert_eq!(er.0, vec![("a".to_owned(), 5), ("b".to_owned(), 0)]);
+    }
+
+    /// An empty key would select every row whose column is empty (every buyer without a
+    /// phone): keys must have the shape of one.
+    #[test]
+    fn keys_that_would_select_everyone_are_refused() {
+        let shop = Caller::new(crate::auth::Principal::Shop, "s1");
+        let with = |kind: &str, value: &str| {
+            Some(Subject {
+                customer_id: "cus_1".into(),
+                keys: vec![kefu_proto::privacy::v1::SubjectKey {
+                    kind: kind.into(),
+                    value: value.into(),
+                }],
+                ..Subject::default()
+            })
+        };
+        for (kind, value) in [
+            ("phone", ""),
+            ("email", "   "),
+            ("identity", ""),
+            ("identity", "web:"),
+            ("identity", ":u1"),
+            ("phone", "123"),
+            ("other", "x"),
+        ] {
+            assert!(
+                checked(&shop, "", with(kind, value)).is_err(),
+                "{kind}={value:?}"
+            );
+        }
+        assert!(checked(&shop, "", with("identity", "web:u1")).is_ok());
+        assert!(checked(&shop, "", with("phone", &"ab".repeat(32))).is_ok());
     }
 }

@@ -36,7 +36,7 @@ async fn buyers_of<C: ConnectionTrait>(
     let mut out: Vec<customer::Model> = Vec::new();
     for keys in subject.keys.chunks(CHUNK) {
         let mut any = Condition::any();
-        for k in keys {
+        for k in keys.iter().filter(|k| !k.value.trim().is_empty()) {
             any = match k.kind.as_str() {
                 "identity" => any.add(customer::Column::Identity.eq(&k.value)),
                 "phone" => any.add(customer::Column::PhoneSha256.eq(k.value.to_lowercase())),

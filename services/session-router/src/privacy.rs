@@ -39,8 +39,72 @@ fn changes_of(shop_id: &str, customer_id: &str, identities: &[identity::Model]) 
         .add(about)
 }
 
-/// Webhook deliveries of the customer's replies.
-fn deliveries_of(shop_id: &str, customer_id: &str) -> Condition {
+/// Rows of the person: the customer's own, and those written by one of the customer's
+/// identities before it was linked to them (a message sent anonymously, then the visitor
+/// logged in: linking moves the identity, not its history, which keeps the old customer id).
+fn of_person<Col: ColumnTrait>(
+    customer: Col,
+    channel: Col,
+    user: Col,
+    customer_id: &str,
+    identities: &[identity::Model],
+) -> Condition {
+    let mut any = Condition::any().add(customer.eq(customer_id));
+    for i in identities {
+        any = any.add(
+            Condition::all()
+                .add(channel.eq(&i.channel))
+                .add(user.eq(&i.channel_user_id)),
+        );
+    }
+    any
+}
+
+fn messages_of(shop_id: &str, customer_id: &str, identities: &[identity::Model]) -> Condition {
+    Condition::all()
+        .add(message::Column::ShopId.eq(shop_id))
+        .add(of_person(
+            message::Column::CustomerId,
+            message::Column::Channel,
+            message::Column::ChannelUserId,
+            customer_id,
+            identities,
+        ))
+}
+
+fn replies_of(shop_id: &str, customer_id: &str, identities: &[identity::Model]) -> Condition {
+    Condition::all()
+        .add(reply::Column::ShopId.eq(shop_id))
+        .add(of_person(
+            reply::Column::CustomerId,
+            reply::Column::Channel,
+            reply::Column::ChannelUserId,
+            customer_id,
+            identities,
+        ))
+}
+
+/// The customer's conversations and those of the person's earlier messages.
+fn conversations_of(shop_id: &str, customer_id: &str, identities: &[identity::Model]) -> Condition {
+    Condition::all()
+        .add(conversation::Column::ShopId.eq(shop_id))
+        .add(
+            Condition::any()
+                .add(conversation::Column::CustomerId.eq(customer_id))
+                .add(
+                    conversation::Column::ConversationId.in_subquery(
+                        Query::select()
+                            .column(message::Column::ConversationId)
+                            .from(message::Entity)
+                            .cond_where(messages_of(shop_id, customer_id, identities))
+                            .to_owned(),
+                    ),
+                ),
+        )
+}
+
+/// Webhook deliveries of the person's replies.
+fn deliveries_of(shop_id: &str, customer_id: &str, identities: &[identity::Model]) -> Condition {
     Condition::all()
         .add(webhook_delivery::Column::ShopId.eq(shop_id))
         .add(
@@ -48,8 +112,7 @@ fn deliveries_of(shop_id: &str, customer_id: &str) -> Condition {
                 Query::select()
                     .column(reply::Column::Cursor)
                     .from(reply::Entity)
-                    .and_where(reply::Column::ShopId.eq(shop_id))
-                    .and_where(reply::Column::CustomerId.eq(customer_id))
+                    .cond_where(replies_of(shop_id, customer_id, identities))
                     .to_owned(),
             ),
         )
@@ -78,20 +141,17 @@ impl CustomerData for CustomerDataStore {
         let c = subject.customer_id.as_str();
         let identities = identities_of(db, shop_id, c).await?;
         let conversations = conversation::Entity::find()
-            .filter(conversation::Column::ShopId.eq(shop_id))
-            .filter(conversation::Column::CustomerId.eq(c))
+            .filter(conversations_of(shop_id, c, &identities))
             .order_by_asc(conversation::Column::CreatedAt)
             .all(db)
             .await?;
         let messages = message::Entity::find()
-            .filter(message::Column::ShopId.eq(shop_id))
-            .filter(message::Column::CustomerId.eq(c))
+            .filter(messages_of(shop_id, c, &identities))
             .order_by_asc(message::Column::CreatedAt)
             .all(db)
             .await?;
         let replies = reply::Entity::find()
-            .filter(reply::Column::ShopId.eq(shop_id))
-            .filter(reply::Column::CustomerId.eq(c))
+            .filter(replies_of(shop_id, c, &identities))
             .order_by_asc(reply::Column::Cursor)
             .all(db)
             .await?;
@@ -106,7 +166,7 @@ impl CustomerData for CustomerDataStore {
             .all(db)
             .await?;
         let deliveries = webhook_delivery::Entity::find()
-            .filter(deliveries_of(shop_id, c))
+            .filter(deliveries_of(shop_id, c, &identities))
             .order_by_asc(webhook_delivery::Column::Id)
             .all(db)
             .await?;
@@ -209,34 +269,32 @@ impl CustomerData for CustomerDataStore {
         let txn = kefu_runtime::db::begin_write(&self.db).await?;
         let identities = identities_of(&txn, shop_id, c).await?;
         let mut erased = Erased::default();
-        // Deliveries first: they are found through the replies.
+        // Deliveries first: they are found through the replies; conversations before
+        // messages: the person's earlier conversations are found through them.
         let n = webhook_delivery::Entity::delete_many()
-            .filter(deliveries_of(shop_id, c))
+            .filter(deliveries_of(shop_id, c, &identities))
             .exec(&txn)
             .await?
             .rows_affected;
         erased.add("webhook_deliveries", n);
         let n = reply::Entity::delete_many()
-            .filter(reply::Column::ShopId.eq(shop_id))
-            .filter(reply::Column::CustomerId.eq(c))
+            .filter(replies_of(shop_id, c, &identities))
             .exec(&txn)
             .await?
             .rows_affected;
         erased.add("replies", n);
-        let n = message::Entity::delete_many()
-            .filter(message::Column::ShopId.eq(shop_id))
-            .filter(message::Column::CustomerId.eq(c))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        erased.add("messages", n);
         let n = conversation::Entity::delete_many()
-            .filter(conversation::Column::ShopId.eq(shop_id))
-            .filter(conversation::Column::CustomerId.eq(c))
+            .filter(conversations_of(shop_id, c, &identities))
             .exec(&txn)
             .await?
             .rows_affected;
         erased.add("conversations", n);
+        let n = message::Entity::delete_many()
+            .filter(messages_of(shop_id, c, &identities))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        erased.add("messages", n);
         let n = customer_key::Entity::delete_many()
             .filter(customer_key::Column::ShopId.eq(shop_id))
             .filter(customer_key::Column::CustomerId.eq(c))

@@ -877,7 +877,9 @@ async fn find_key(
     }
     let txn = kefu_runtime::db::begin_write(db).await?;
     let Some(old) = by(legacy).one(&txn).await? else {
-        return Ok(None);
+        // Another replica may have migrated it between the two reads: its keyed row is
+        // committed by now.
+        return by(hash).one(&txn).await;
     };
     customer_key::Entity::delete_by_id((shop_id.to_owned(), kind.to_owned(), legacy.to_owned()))
         .exec(&txn)

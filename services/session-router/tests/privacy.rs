@@ -232,3 +232,60 @@ async fn sqlite_export_and_erase() {
 async fn postgres_export_and_erase() {
     export_and_erase(&postgres().await).await;
 }
+
+/// A visitor writes anonymously (a customer of its own), then their web identity is linked to
+/// their WeChat customer: linking moves the identity, not its history. The person's export
+/// holds the anonymous message, and erasing the person leaves none of it behind.
+async fn history_from_before_a_link(db: &DatabaseConnection) {
+    use kefu_session_router::entity::{conversation, message};
+    let data = CustomerDataStore { db: db.clone() };
+    let before = store::accept(db, "s1", "web", "visitor-7", "w1", "is the tent waterproof")
+        .await
+        .unwrap()
+        .message;
+    let person = store::accept(db, "s1", "wechat", "wx-7", "x1", "hello again")
+        .await
+        .unwrap()
+        .message;
+    assert_ne!(before.customer_id, person.customer_id);
+    store::link(
+        db,
+        "s1",
+        &person.customer_id,
+        &[("web".to_owned(), "visitor-7".to_owned())],
+        "logged in",
+    )
+    .await
+    .unwrap();
+    let subject = Subject {
+        customer_id: person.customer_id.clone(),
+        ..Subject::default()
+    };
+    let e = data.export("s1", &subject).await.unwrap();
+    let s = e.subject.expect("subject");
+    assert!(
+        s.texts.contains(&"is the tent waterproof".to_owned()),
+        "{s:?}"
+    );
+    assert!(s.conversation_ids.contains(&before.conversation_id));
+    data.erase("s1", &subject).await.unwrap();
+    assert_eq!(message::Entity::find().count(db).await.unwrap(), 0);
+    assert_eq!(
+        conversation::Entity::find()
+            .filter(conversation::Column::ConversationId.eq(&before.conversation_id))
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn sqlite_history_from_before_a_link() {
+    history_from_before_a_link(&sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_history_from_before_a_link() {
+    history_from_before_a_link(&postgres().await).await;
+}
