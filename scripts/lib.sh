@@ -9,7 +9,8 @@ TANSU_CRATE_SHA256=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 
-# Installs the pinned tansu broker (once per machine, ~11 minutes) when it is missing.
+# Installs the pinned tansu broker (once per machine; 22 min measured on a 2-core machine
+# building alongside the workspace) when it is missing.
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     return
@@ -18,7 +19,7 @@ ensure_tansu() {
     export PATH="$HOME/.cargo/bin:$PATH"
     return
   fi
-  log "installing tansu $TANSU_VERSION (Kafka-protocol broker; once per machine, ~15 min)"
+  log "installing tansu $TANSU_VERSION (Kafka-protocol broker; once per machine, ~22 min on 2 cores)"
   # Built from the published crate (checksum pinned) with Kefu's own lock file
   # (tools/tansu/Cargo.lock): the crate's lock pins yanked versions (julian_day_converter 0.4.5,
   # lz4_flex 0.12.0, spin 0.9.8/0.10.0, chacha20 0.10.0, and core2 through rsasl 2.2), ours

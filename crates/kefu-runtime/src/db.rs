@@ -265,6 +265,64 @@ impl sea_orm_migration::MigrationTrait for EntityIndexes {
     }
 }
 
+/// Values per `IN (…)` list when a query selects rows by many ids: well under SQLite's and
+/// PostgreSQL's bound-parameter limits.
+pub const IN_LIST_CHUNK: usize = 500;
+
+/// A migration that creates (if missing) named indexes: what a service's retention rules and
+/// hot queries need on tables an earlier migration made.
+///
+/// ```ignore
+/// Box::new(kefu_runtime::db::Indexes::new("m20261201_100001_retention_indexes")
+///     .index("idx_ticket_events_published_created_at", "ticket_events", &["published", "created_at"]))
+/// ```
+pub struct Indexes {
+    name: &'static str,
+    indexes: Vec<(&'static str, &'static str, &'static [&'static str])>,
+}
+
+impl Indexes {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            indexes: Vec::new(),
+        }
+    }
+
+    /// Adds index `name` on `table` (`columns`, in order).
+    pub fn index(
+        mut self,
+        name: &'static str,
+        table: &'static str,
+        columns: &'static [&'static str],
+    ) -> Self {
+        self.indexes.push((name, table, columns));
+        self
+    }
+}
+
+impl sea_orm_migration::MigrationName for Indexes {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for Indexes {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm::sea_query::{Alias, Index};
+        for (name, table, columns) in &self.indexes {
+            let mut index = Index::create();
+            index.name(*name).table(Alias::new(*table)).if_not_exists();
+            for c in *columns {
+                index.col(Alias::new(*c));
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// True when `err` is a unique-constraint violation (an idempotent insert that lost the race).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
@@ -311,6 +369,19 @@ pub async fn fresh_test_postgres(tag: &str) -> anyhow::Result<String> {
         .await?;
     let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
     Ok(format!("{root}/{name}"))
+}
+
+/// A migrated SQLite database in a fresh directory under the temporary directory, for tests
+/// (`tag` names the directory and the file).
+pub async fn test_sqlite<M: MigratorTrait>(tag: &str) -> anyhow::Result<DatabaseConnection> {
+    let dir = std::env::temp_dir().join(format!("kefu-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    connect_and_migrate::<M>(&format!("sqlite://{}/{tag}.db", dir.display())).await
+}
+
+/// A migrated, fresh database on the test PostgreSQL server ([`fresh_test_postgres`]).
+pub async fn test_postgres<M: MigratorTrait>(tag: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_and_migrate::<M>(&fresh_test_postgres(tag).await?).await
 }
 
 #[cfg(test)]

@@ -303,60 +303,6 @@ impl Retention {
     }
 }
 
-/// A migration that creates (if missing) named indexes: what a service's retention rules and
-/// hot queries need on tables an earlier migration made.
-///
-/// ```ignore
-/// Box::new(Indexes::new("m20261201_100001_retention_indexes")
-///     .index("idx_ticket_events_published_created_at", "ticket_events", &["published", "created_at"]))
-/// ```
-pub struct Indexes {
-    name: &'static str,
-    indexes: Vec<(&'static str, &'static str, &'static [&'static str])>,
-}
-
-impl Indexes {
-    pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            indexes: Vec::new(),
-        }
-    }
-
-    /// Adds index `name` on `table` (`columns`, in order).
-    pub fn index(
-        mut self,
-        name: &'static str,
-        table: &'static str,
-        columns: &'static [&'static str],
-    ) -> Self {
-        self.indexes.push((name, table, columns));
-        self
-    }
-}
-
-impl sea_orm_migration::MigrationName for Indexes {
-    fn name(&self) -> &str {
-        self.name
-    }
-}
-
-#[async_trait::async_trait]
-impl sea_orm_migration::MigrationTrait for Indexes {
-    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
-        use sea_orm::sea_query::{Alias, Index};
-        for (name, table, columns) in &self.indexes {
-            let mut index = Index::create();
-            index.name(*name).table(Alias::new(*table)).if_not_exists();
-            for c in *columns {
-                index.col(Alias::new(*c));
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
-        Ok(())
-    }
-}
-
 /// The plan the database chooses for `stmt`, one line per step: SQLite's
 /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines. On PostgreSQL sequential scans
 /// are discouraged for the statement (`enable_seqscan = off`, in a transaction that is rolled

@@ -15,8 +15,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 
 use crate::{entity::example, store::example_key};
 
-/// Keys per `IN (…)` list.
-const CHUNK: usize = 500;
+use kefu_runtime::db::IN_LIST_CHUNK as CHUNK;
 
 /// intent-classifier's customer data.
 pub struct CustomerDataStore {

@@ -51,11 +51,7 @@ async fn scenario(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn sqlite_export_and_erase() {
-    let dir = std::env::temp_dir().join(format!(
-        "kefu-intents-privacy-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let db = db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/i.db", dir.display()))
+    let db = db::test_sqlite::<Migrator>("intents_privacy")
         .await
         .expect("sqlite");
     scenario(&db).await;
@@ -63,9 +59,8 @@ async fn sqlite_export_and_erase() {
 
 #[tokio::test]
 async fn postgres_export_and_erase() {
-    let url = db::fresh_test_postgres("intents_privacy")
+    let db = db::test_postgres::<Migrator>("intents_privacy")
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    let db = db::connect_and_migrate::<Migrator>(&url).await.expect("pg");
     scenario(&db).await;
 }

@@ -46,12 +46,11 @@ pub mod migration {
             vec![
                 Box::new(CreateCounts),
                 Box::new(
-                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
-                        .index(
-                            crate::retention::SEEN_EVENTS_INDEX,
-                            "metrics_seen_events",
-                            &["seen_at"],
-                        ),
+                    kefu_runtime::db::Indexes::new("m20261201_100001_retention_indexes").index(
+                        crate::retention::SEEN_EVENTS_INDEX,
+                        "metrics_seen_events",
+                        &["seen_at"],
+                    ),
                 ),
             ]
         }

@@ -50,28 +50,18 @@ async fn scenario(db: DatabaseConnection) {
     assert_eq!(left, vec!["t#recent", "t#today"]);
 }
 
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("kefu-ret-{tag}-{}-{nanos}", std::process::id())
-}
-
 #[tokio::test]
 async fn retention_on_sqlite() {
-    let dir = std::env::temp_dir().join(unique("metrics"));
-    let db = db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/m.db", dir.display()))
+    let db = db::test_sqlite::<Migrator>("retention_metrics")
         .await
         .expect("sqlite");
     scenario(db).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn retention_on_postgres() {
-    let url = db::fresh_test_postgres("retention_metrics")
+    let db = db::test_postgres::<Migrator>("retention_metrics")
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (KEFU_TEST_PG)");
-    scenario(db::connect_and_migrate::<Migrator>(&url).await.expect("pg")).await;
+    scenario(db).await;
 }

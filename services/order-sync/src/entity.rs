@@ -256,7 +256,7 @@ pub mod migration {
                 ),
                 Box::new(kefu_runtime::outbox::LeaseTable),
                 Box::new(
-                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                    kefu_runtime::db::Indexes::new("m20261201_100001_retention_indexes")
                         .index(
                             crate::retention::COMMERCE_EVENTS_INDEX,
                             "commerce_events",

@@ -19,8 +19,7 @@ use sea_orm::{
 
 use crate::entity::{customer, line_item, order, payment, shipment};
 
-/// Values per `IN (…)` list.
-const CHUNK: usize = 500;
+use kefu_runtime::db::IN_LIST_CHUNK as CHUNK;
 
 /// order-sync's customer data.
 pub struct CustomerDataStore {

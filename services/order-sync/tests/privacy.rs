@@ -18,20 +18,15 @@ use kefu_runtime::{
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr};
 
 async fn sqlite() -> DatabaseConnection {
-    let dir = std::env::temp_dir().join(format!(
-        "kefu-orders-privacy-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/orders.db", dir.display()))
+    db::test_sqlite::<Migrator>("orders_privacy")
         .await
         .expect("sqlite")
 }
 
 async fn postgres() -> DatabaseConnection {
-    let url = db::fresh_test_postgres("orders_privacy")
+    db::test_postgres::<Migrator>("orders_privacy")
         .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    db::connect_and_migrate::<Migrator>(&url).await.expect("pg")
+        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)")
 }
 
 fn hashes() -> CustomerKeys {

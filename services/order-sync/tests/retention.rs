@@ -22,17 +22,15 @@ use sea_orm::{
 };
 
 async fn sqlite() -> DatabaseConnection {
-    let dir = std::env::temp_dir().join(format!("kefu-ret-os-{}", uuid::Uuid::new_v4().simple()));
-    db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/orders.db", dir.display()))
+    db::test_sqlite::<Migrator>("retention_orders")
         .await
         .expect("sqlite")
 }
 
 async fn postgres() -> DatabaseConnection {
-    let url = db::fresh_test_postgres("retention_orders")
+    db::test_postgres::<Migrator>("retention_orders")
         .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (KEFU_TEST_PG)");
-    db::connect_and_migrate::<Migrator>(&url).await.expect("pg")
+        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)")
 }
 
 async fn add_event(db: &DatabaseConnection, key: &str, published: bool, at: DateTime<Utc>) {

@@ -344,7 +344,7 @@ pub mod migration {
                 ),
                 Box::new(Credentials),
                 Box::new(
-                    kefu_runtime::retention::Indexes::new("m20261201_100001_retention_indexes")
+                    kefu_runtime::db::Indexes::new("m20261201_100001_retention_indexes")
                         .index(
                             crate::retention::WEBHOOK_DELIVERIES_INDEX,
                             "webhook_deliveries",

@@ -18,19 +18,15 @@ use sea_orm::{
 };
 
 async fn sqlite() -> DatabaseConnection {
-    let dir = std::env::temp_dir().join(format!("kefu-privacy-{}", uuid::Uuid::new_v4().simple()));
-    db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/router.db", dir.display()))
+    db::test_sqlite::<Migrator>("router_privacy")
         .await
         .expect("sqlite")
 }
 
 async fn postgres() -> DatabaseConnection {
-    let url = db::fresh_test_postgres("router_privacy")
+    db::test_postgres::<Migrator>("router_privacy")
         .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    db::connect_and_migrate::<Migrator>(&url)
-        .await
-        .expect("postgres")
+        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)")
 }
 
 fn hashes() -> CustomerKeys {

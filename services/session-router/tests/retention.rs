@@ -17,19 +17,15 @@ use sea_orm::{
 };
 
 async fn sqlite() -> DatabaseConnection {
-    let dir = std::env::temp_dir().join(format!("kefu-ret-sr-{}", uuid::Uuid::new_v4().simple()));
-    db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/router.db", dir.display()))
+    db::test_sqlite::<Migrator>("retention_router")
         .await
         .expect("sqlite")
 }
 
 async fn postgres() -> DatabaseConnection {
-    let url = db::fresh_test_postgres("retention_router")
+    db::test_postgres::<Migrator>("retention_router")
         .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (KEFU_TEST_PG)");
-    db::connect_and_migrate::<Migrator>(&url)
-        .await
-        .expect("postgres")
+        .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)")
 }
 
 async fn add_message(db: &DatabaseConnection, id: &str, published: bool, at: DateTime<Utc>) {

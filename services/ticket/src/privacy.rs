@@ -14,8 +14,7 @@ use sea_orm::{
 
 use crate::entity::{ticket, ticket_event, ticket_message};
 
-/// Ids per `IN (…)` list (well under SQLite's and PostgreSQL's parameter limits).
-const CHUNK: usize = 500;
+use kefu_runtime::db::IN_LIST_CHUNK as CHUNK;
 
 /// ticket's customer data.
 pub struct CustomerDataStore {

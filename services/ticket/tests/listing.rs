@@ -137,22 +137,16 @@ async fn pages(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn paging_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("kefu-ticket-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/t.db", dir.display()))
+    let db = db::test_sqlite::<Migrator>("ticket_paging")
         .await
         .expect("sqlite");
     pages(&db).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn paging_on_postgres() {
-    let url = db::fresh_test_postgres("ticket_paging")
+    let db = db::test_postgres::<Migrator>("ticket_paging")
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (make test starts it)");
-    let db = db::connect_and_migrate::<Migrator>(&url)
-        .await
-        .expect("postgres");
     pages(&db).await;
 }

@@ -141,8 +141,7 @@ async fn scenario(db: DatabaseConnection) {
 
 #[tokio::test]
 async fn retention_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("kefu-ret-t-{}", uuid::Uuid::new_v4().simple()));
-    let db = db::connect_and_migrate::<Migrator>(&format!("sqlite://{}/t.db", dir.display()))
+    let db = db::test_sqlite::<Migrator>("retention_ticket")
         .await
         .expect("sqlite");
     scenario(db).await;
@@ -150,8 +149,8 @@ async fn retention_on_sqlite() {
 
 #[tokio::test]
 async fn retention_on_postgres() {
-    let url = db::fresh_test_postgres("retention_ticket")
+    let db = db::test_postgres::<Migrator>("retention_ticket")
         .await
         .expect("PostgreSQL on 127.0.0.1:5432 (KEFU_TEST_PG)");
-    scenario(db::connect_and_migrate::<Migrator>(&url).await.expect("pg")).await;
+    scenario(db).await;
 }
